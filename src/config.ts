@@ -1,0 +1,331 @@
+/**
+ * Configuration schema. Every key has a default, a doc string and a format;
+ * the common ones also have an environment variable. Sources, later wins:
+ * schema defaults < config/default.json < the file named by --config or
+ * TICKGATE_CONFIG < environment variables.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import convict from 'convict';
+import { CANONICAL_FIELDS, type CanonicalField } from './protocol/fields.js';
+
+/** Invalid configuration: the message names the key, the value and what was expected. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export type Codec = 'msgpack' | 'json';
+
+/** One NATS feed as configured. */
+export interface FeedConfig {
+  /** Feed name, used in metrics and logs. */
+  name: string;
+  /** NATS subject, wildcards allowed. */
+  subject: string;
+  codec: Codec;
+  /** Payload field holding the symbol (used when `symbolToken` is null). */
+  symbolField: string;
+  /** 0-based subject token holding the symbol (negative counts from the end); null: use `symbolField`. */
+  symbolToken: number | null;
+  /** Source field name -> canonical field name. */
+  fields: Record<string, CanonicalField>;
+  /** Optional NATS queue group (several gateways sharing one stream of ticks). Usually null: every gateway needs every tick. */
+  queue: string | null;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
+const CANONICAL = new Set<string>(CANONICAL_FIELDS);
+
+function describe(value: unknown): string {
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** Validates and fills defaults of one raw feed entry; throws naming `feeds[i].key`. */
+function parseFeed(raw: unknown, i: number): FeedConfig {
+  const at = (key: string) => `feeds[${i}]${key ? '.' + key : ''}`;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(`${at('')}: expected an object, got ${describe(raw)}`);
+  }
+  const o = raw as Record<string, unknown>;
+  const known = new Set(['name', 'subject', 'codec', 'symbolField', 'symbolToken', 'fields', 'queue']);
+  for (const k of Object.keys(o)) {
+    if (!known.has(k)) throw new ConfigError(`${at(k)}: unknown key (expected one of ${[...known].join(', ')})`);
+  }
+  const name = o['name'];
+  if (typeof name !== 'string' || !NAME_RE.test(name)) {
+    throw new ConfigError(`${at('name')}: expected 1-32 characters of A-Z a-z 0-9 _ -, got ${describe(name)}`);
+  }
+  const subject = o['subject'] ?? `md.${name}.>`;
+  if (typeof subject !== 'string' || !/^[^\s]+$/.test(subject) || subject.split('.').some((t) => t === '')) {
+    throw new ConfigError(`${at('subject')}: expected a NATS subject such as "md.${name}.>", got ${describe(subject)}`);
+  }
+  const codec = o['codec'] ?? 'msgpack';
+  if (codec !== 'msgpack' && codec !== 'json') {
+    throw new ConfigError(`${at('codec')}: expected "msgpack" or "json", got ${describe(codec)}`);
+  }
+  const symbolField = o['symbolField'] ?? 's';
+  if (typeof symbolField !== 'string' || symbolField === '') {
+    throw new ConfigError(`${at('symbolField')}: expected a non-empty field name, got ${describe(symbolField)}`);
+  }
+  const symbolToken = o['symbolToken'] ?? null;
+  if (symbolToken !== null && !Number.isInteger(symbolToken)) {
+    throw new ConfigError(`${at('symbolToken')}: expected an integer subject token index or null, got ${describe(symbolToken)}`);
+  }
+  const rawFields = o['fields'] ?? {};
+  if (typeof rawFields !== 'object' || rawFields === null || Array.isArray(rawFields)) {
+    throw new ConfigError(`${at('fields')}: expected an object mapping source names to canonical names, got ${describe(rawFields)}`);
+  }
+  const fields: Record<string, CanonicalField> = {};
+  for (const [src, dst] of Object.entries(rawFields as Record<string, unknown>)) {
+    if (typeof dst !== 'string' || !CANONICAL.has(dst)) {
+      throw new ConfigError(`${at(`fields.${src}`)}: expected a canonical field (${CANONICAL_FIELDS.join(', ')}), got ${describe(dst)}`);
+    }
+    fields[src] = dst as CanonicalField;
+  }
+  const queue = o['queue'] ?? null;
+  if (queue !== null && (typeof queue !== 'string' || queue === '')) {
+    throw new ConfigError(`${at('queue')}: expected a non-empty queue group name or null, got ${describe(queue)}`);
+  }
+  return { name, subject, codec, symbolField, symbolToken: symbolToken as number | null, fields, queue: queue as string | null };
+}
+
+convict.addFormat({
+  name: 'feed-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value) || value.length === 0) {
+      throw new Error(`expected a non-empty array of feeds, got ${describe(value)}`);
+    }
+    const names = new Set<string>();
+    value.forEach((f, i) => {
+      const feed = parseFeed(f, i);
+      if (names.has(feed.name)) throw new Error(`feeds[${i}].name: duplicate feed name ${describe(feed.name)}`);
+      names.add(feed.name);
+    });
+  },
+  coerce: (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : v),
+});
+
+convict.addFormat({
+  name: 'url-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error(`expected an array of NATS URLs, got ${describe(value)}`);
+    for (const u of value) {
+      if (typeof u !== 'string' || !/^(nats|tls|ws|wss):\/\/[^\s/]+/.test(u) && !/^[^\s/:]+:\d+$/.test(u)) {
+        throw new Error(`expected NATS URLs such as "nats://127.0.0.1:4222", got ${describe(u)}`);
+      }
+    }
+  },
+  coerce: (v: unknown) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
+});
+
+function intIn(min: number, max: number) {
+  return (value: unknown) => {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw new Error(`expected an integer from ${min} to ${max}, got ${describe(value)}`);
+    }
+  };
+}
+
+const schema = {
+  host: {
+    doc: 'Address the WebSocket and HTTP listener binds to (use 0.0.0.0 or :: in containers).',
+    format: String,
+    default: '127.0.0.1',
+    env: 'TICKGATE_HOST',
+  },
+  port: {
+    doc: 'TCP port of the WebSocket and HTTP listener (0 picks a free port).',
+    format: 'port',
+    default: 8080,
+    env: 'TICKGATE_PORT',
+  },
+  log: {
+    level: {
+      doc: 'Log level.',
+      format: LOG_LEVELS,
+      default: 'info',
+      env: 'TICKGATE_LOG_LEVEL',
+    },
+    pretty: {
+      doc: 'Human-readable logs instead of JSON lines (needs the optional pino-pretty package).',
+      format: Boolean,
+      default: false,
+      env: 'TICKGATE_LOG_PRETTY',
+    },
+  },
+  nats: {
+    servers: {
+      doc: 'NATS server URLs. Empty: run on the embedded synthetic feed, no NATS needed.',
+      format: 'url-list',
+      default: [] as string[],
+      env: 'TICKGATE_NATS_SERVERS',
+    },
+    name: { doc: 'Connection name shown by the NATS server.', format: String, default: 'tickgate' },
+    user: { doc: 'NATS user name.', format: String, default: '', env: 'TICKGATE_NATS_USER' },
+    pass: { doc: 'NATS password.', format: String, default: '', sensitive: true, env: 'TICKGATE_NATS_PASS' },
+    token: { doc: 'NATS authentication token.', format: String, default: '', sensitive: true, env: 'TICKGATE_NATS_TOKEN' },
+    reconnectWaitMs: { doc: 'Wait between NATS reconnect attempts.', format: intIn(10, 60_000), default: 1000 },
+    connectTimeoutMs: { doc: 'Time allowed for the first NATS connection before start fails.', format: intIn(100, 120_000), default: 5000 },
+  },
+  feeds: {
+    doc: 'Feeds to ingest: [{name, subject (default md.<name>.>), codec: msgpack|json, symbolField (default "s") or symbolToken, fields: {source: canonical}, queue}].',
+    format: 'feed-list',
+    default: [{ name: 'sim', subject: 'md.sim.>', codec: 'msgpack', symbolField: 's' }] as unknown[],
+  },
+  embedded: {
+    symbols: { doc: 'Embedded feed: number of synthetic symbols.', format: intIn(1, 100_000), default: 500 },
+    ticksPerSec: { doc: 'Embedded feed: ticks per second across all symbols.', format: intIn(1, 1_000_000), default: 2000 },
+    seed: { doc: 'Embedded feed: random seed (same seed, same market).', format: intIn(0, 2 ** 31 - 1), default: 1 },
+  },
+  ws: {
+    heartbeatMs: {
+      doc: 'Send a client an hb message when it has been sent nothing for this long.',
+      format: intIn(100, 600_000),
+      default: 5000,
+    },
+    idleTimeoutSec: {
+      doc: 'Close connections that answer nothing (not even WebSocket pings) for this long.',
+      format: intIn(8, 960),
+      default: 120,
+    },
+    maxFrameBytes: {
+      doc: 'Largest server frame; a larger batch is split into several frames.',
+      format: intIn(4096, 16 * 1024 * 1024),
+      default: 256 * 1024,
+    },
+    maxBufferedBytes: {
+      doc: 'A client whose socket buffers more than this is closed with bye SLOW_CONSUMER.',
+      format: intIn(64 * 1024, 1024 * 1024 * 1024),
+      default: 16 * 1024 * 1024,
+    },
+  },
+  limits: {
+    maxSymbolsPerClient: { doc: 'Most symbols one connection may subscribe to.', format: intIn(1, 1_000_000), default: 2000 },
+    maxMessageBytes: { doc: 'Largest client message processed (bytes).', format: intIn(256, 16 * 1024 * 1024), default: 64 * 1024 },
+    maxMessagesPerSec: { doc: 'Client messages per second per connection (burst of the same size).', format: intIn(1, 100_000), default: 100 },
+    maxViolations: {
+      doc: 'Limit violations within 10 s after which a connection gets bye LIMIT_EXCEEDED and is closed.',
+      format: intIn(1, 100_000),
+      default: 20,
+    },
+    maxListSymbols: { doc: 'Most symbols returned by one symbols request.', format: intIn(1, 1_000_000), default: 1000 },
+  },
+  uws: {
+    allowFallback: {
+      doc: 'Start even when uWebSockets.js runs its slow pure-JS fallback instead of the native binary.',
+      format: Boolean,
+      default: false,
+      env: 'TICKGATE_ALLOW_UWS_FALLBACK',
+    },
+  },
+};
+
+type Schema = typeof schema;
+
+/** The effective, validated configuration. */
+export interface Config {
+  host: string;
+  port: number;
+  log: { level: string; pretty: boolean };
+  nats: {
+    servers: string[];
+    name: string;
+    user: string;
+    pass: string;
+    token: string;
+    reconnectWaitMs: number;
+    connectTimeoutMs: number;
+  };
+  feeds: FeedConfig[];
+  embedded: { symbols: number; ticksPerSec: number; seed: number };
+  ws: { heartbeatMs: number; idleTimeoutSec: number; maxFrameBytes: number; maxBufferedBytes: number };
+  limits: {
+    maxSymbolsPerClient: number;
+    maxMessageBytes: number;
+    maxMessagesPerSec: number;
+    maxViolations: number;
+    maxListSymbols: number;
+  };
+  uws: { allowFallback: boolean };
+}
+
+export interface LoadOptions {
+  /** Path of a JSON config file, merged over the defaults. */
+  file?: string | undefined;
+  /** Values merged last (tests, embedding). */
+  overrides?: Record<string, unknown>;
+  /** Environment to read variables from; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+const DEFAULT_FILE = fileURLToPath(new URL('../../config/default.json', import.meta.url));
+const DEFAULT_FILE_SRC = fileURLToPath(new URL('../config/default.json', import.meta.url));
+
+function readJson(path: string, what: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${what} ${path}: cannot be read (${(err as Error).message})`, { cause: err });
+  }
+  try {
+    const v: unknown = JSON.parse(text);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object at the top');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`${what} ${path}: invalid JSON (${(err as Error).message})`, { cause: err });
+  }
+}
+
+function makeConfig(opts: LoadOptions) {
+  const env = opts.env ?? process.env;
+  // convict reads process.env itself; hand it the chosen environment instead.
+  const cfg = convict<Schema>(schema as never, { env: env as Record<string, string>, args: [] });
+  const defaultFile = [DEFAULT_FILE_SRC, DEFAULT_FILE].find((p) => existsSync(p));
+  if (defaultFile) cfg.load(readJson(defaultFile, 'config file'));
+  const file = opts.file ?? env['TICKGATE_CONFIG'];
+  if (file) cfg.load(readJson(file, 'config file'));
+  // Environment variables win over files; convict applies them only at construction, so re-apply.
+  for (const [key, name] of ENV_KEYS) {
+    const v = env[name];
+    if (v !== undefined && v !== '') cfg.set(key as never, v as never);
+  }
+  if (opts.overrides) cfg.load(opts.overrides);
+  return cfg;
+}
+
+const ENV_KEYS: [string, string][] = [];
+(function collect(node: Record<string, unknown>, prefix: string) {
+  for (const [k, v] of Object.entries(node)) {
+    const o = v as Record<string, unknown>;
+    if (o && typeof o === 'object' && 'default' in o) {
+      if (typeof o['env'] === 'string') ENV_KEYS.push([prefix + k, o['env']]);
+    } else collect(o, `${prefix}${k}.`);
+  }
+})(schema as unknown as Record<string, unknown>, '');
+
+/**
+ * Loads and validates the configuration. Throws {@link ConfigError} naming
+ * the key, the value and what was expected.
+ */
+export function loadConfig(opts: LoadOptions = {}): Config {
+  let cfg;
+  try {
+    cfg = makeConfig(opts);
+    cfg.validate({ allowed: 'strict' });
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`invalid configuration: ${(err as Error).message}`, { cause: err });
+  }
+  const raw = cfg.getProperties() as unknown as Config & { feeds: unknown[] };
+  return { ...raw, feeds: raw.feeds.map((f, i) => parseFeed(f, i)) };
+}
+
+/** The effective configuration as JSON with secrets replaced by "[redacted]". */
+export function printableConfig(opts: LoadOptions = {}): string {
+  const cfg = loadConfig(opts);
+  const redacted = structuredClone(cfg);
+  for (const k of ['pass', 'token'] as const) if (redacted.nats[k]) redacted.nats[k] = '[redacted]';
+  return JSON.stringify(redacted, null, 2);
+}

@@ -1,0 +1,242 @@
+/**
+ * Client session: one WebSocket client. Owns its subscriptions, its outbox
+ * and its limits; answers its requests. Everything a client sends is handled
+ * here and nothing it sends can throw out of a handler.
+ */
+import { decodeRequest, encode, isRequestError } from '../protocol/codec.js';
+import { isValidSymbol } from '../protocol/fields.js';
+import {
+  CLOSE_CODE,
+  type AckError,
+  type ByeCode,
+  type ClientRequest,
+  type RequestError,
+} from '../protocol/messages.js';
+import { Outbox, SendStatus, type FrameSink } from './outbox.js';
+import { Subscription } from './subscription-index.js';
+import type { Hub } from './hub.js';
+
+/** What a session needs from its transport connection. */
+export interface ClientSocket extends FrameSink {
+  /** Bytes queued in the socket, not yet written to the network. */
+  bufferedAmount(): number;
+  /** Closes gracefully with a WebSocket close code, after what is queued. */
+  close(code: number, reason: string): void;
+}
+
+/** Connection lifecycle. */
+export type SessionStatus = { state: 'open' } | { state: 'closing'; code: ByeCode } | { state: 'closed' };
+
+const VIOLATION_WINDOW_MS = 10_000;
+
+/** One connected client. */
+export class ClientSession {
+  readonly outbox: Outbox;
+  /** symbol -> this client's subscription (the same objects the index holds). */
+  readonly subs = new Map<string, Subscription>();
+  status: SessionStatus = { state: 'open' };
+  /** Wall-clock ms of the last frame sent; drives heartbeats. */
+  lastSentAt: number;
+  private tokens: number;
+  private tokensAt: number;
+  private violations = 0;
+  private violationsSince = 0;
+
+  constructor(
+    readonly sid: string,
+    private readonly hub: Hub,
+    private socket: ClientSocket | null,
+  ) {
+    this.outbox = new Outbox(hub.config.ws.maxFrameBytes, hub.counters);
+    const now = Date.now();
+    this.lastSentAt = now;
+    this.tokens = hub.config.limits.maxMessagesPerSec;
+    this.tokensAt = now;
+    this.push('hello', hub.helloFor(sid, now));
+  }
+
+  /** Queues one encoded message for this turn's frame. */
+  push(kind: keyof Hub['counters']['messages'], bytes: Uint8Array): void {
+    if (this.status.state !== 'open') return;
+    this.hub.counters.messages[kind]++;
+    this.outbox.push(bytes);
+    this.hub.scheduler.mark(this);
+  }
+
+  /** Sends what this turn queued; called by the scheduler. */
+  flush(): void {
+    const socket = this.socket;
+    if (socket === null || this.outbox.length === 0) {
+      this.outbox.clear();
+      return;
+    }
+    const status = this.outbox.flush(socket);
+    this.lastSentAt = this.hub.now;
+    if (this.status.state === 'closing') {
+      socket.close(CLOSE_CODE[this.status.code], this.status.code);
+      return;
+    }
+    if (status === SendStatus.Dropped || socket.bufferedAmount() > this.hub.config.ws.maxBufferedBytes) {
+      this.hub.counters.sendDropped += status === SendStatus.Dropped ? 1 : 0;
+      this.bye('SLOW_CONSUMER', 'client did not read fast enough; buffered data exceeded the limit', 1000);
+    }
+  }
+
+  /**
+   * Sends `bye` and closes once it is flushed. Subscriptions end at once so
+   * no more data is queued for this client.
+   */
+  bye(code: ByeCode, reason: string, retryMs: number): void {
+    if (this.status.state !== 'open') return;
+    this.push('bye', encode({ t: 'bye', code, reason, retryMs }));
+    this.status = { state: 'closing', code };
+    this.hub.counters.byes[code]++;
+    this.dropSubscriptions();
+  }
+
+  /** The transport closed the connection (either side). */
+  onClose(): void {
+    this.status = { state: 'closed' };
+    this.socket = null;
+    this.outbox.clear();
+    this.dropSubscriptions();
+    this.hub.sessionClosed(this);
+  }
+
+  private dropSubscriptions(): void {
+    for (const sub of this.subs.values()) this.hub.index.remove(sub);
+    this.subs.clear();
+  }
+
+  /** One client frame. `data` is valid only during this call. */
+  onMessage(data: ArrayBuffer, isBinary: boolean): void {
+    if (this.status.state !== 'open') return;
+    const limits = this.hub.config.limits;
+    if (!this.takeToken()) {
+      this.reject({ code: 'LIMIT_EXCEEDED', msg: `more than ${limits.maxMessagesPerSec} messages per second` }, true);
+      return;
+    }
+    if (data.byteLength > limits.maxMessageBytes) {
+      this.reject({ code: 'LIMIT_EXCEEDED', msg: `message of ${data.byteLength} bytes exceeds ${limits.maxMessageBytes}` }, true);
+      return;
+    }
+    let req: ClientRequest | RequestError;
+    try {
+      req = decodeRequest(data, isBinary);
+    } catch (err) {
+      // decodeRequest returns errors as values; this is a last line of defence.
+      this.hub.log.error({ err, sid: this.sid }, 'client request handler failed');
+      req = { code: 'BAD_REQUEST', msg: 'request could not be processed' };
+    }
+    if (isRequestError(req)) {
+      this.reject(req, false);
+      return;
+    }
+    switch (req.op) {
+      case 'sub':
+        this.subscribe(req.symbols, req.snapshot, req.id);
+        break;
+      case 'unsub':
+        this.unsubscribe(req.symbols, req.id);
+        break;
+      case 'ping':
+        this.push('pong', encode({ t: 'pong', id: req.id, ts: req.ts, serverTs: Date.now() }));
+        break;
+      case 'symbols': {
+        const max = limits.maxListSymbols;
+        const { symbols, more } = this.hub.store.list(req.prefix, Math.min(req.limit ?? max, max));
+        this.push('symbols', encode({ t: 'symbols', id: req.id, symbols, more }));
+        break;
+      }
+    }
+  }
+
+  private subscribe(symbols: unknown[], snapshot: boolean, id: ClientRequest['id']): void {
+    const ok: string[] = [];
+    const err: AckError[] = [];
+    const accepted: Subscription[] = [];
+    const max = this.hub.config.limits.maxSymbolsPerClient;
+    let overLimit = false;
+    for (const s of symbols) {
+      if (!isValidSymbol(s)) {
+        err.push({ s: typeof s === 'string' ? s.slice(0, 64) : null, code: 'BAD_SYMBOL', msg: 'symbol must be a string of 1-64 characters without control characters' });
+        continue;
+      }
+      let sub = this.subs.get(s);
+      if (sub === undefined) {
+        if (this.subs.size >= max) {
+          err.push({ s, code: 'LIMIT_EXCEEDED', msg: `at most ${max} symbols per connection` });
+          overLimit = true;
+          continue;
+        }
+        sub = new Subscription(this, s);
+        this.subs.set(s, sub);
+        this.hub.index.add(sub);
+      }
+      ok.push(s);
+      accepted.push(sub);
+    }
+    if (overLimit) this.violation();
+    this.push('ack', encode({ t: 'ack', id, op: 'sub', ok, err }));
+    for (const sub of accepted) {
+      const st = this.hub.store.get(sub.symbol);
+      if (!snapshot) {
+        sub.needsSnap = false;
+      } else if (st !== undefined && st.q > 0) {
+        sub.needsSnap = false;
+        this.push('snap', this.hub.snapOf(st));
+      } else {
+        sub.needsSnap = true;
+        this.push('stat', encode({ t: 'stat', s: sub.symbol, st: 'unknown' }));
+      }
+    }
+  }
+
+  private unsubscribe(symbols: unknown[], id: ClientRequest['id']): void {
+    const ok: string[] = [];
+    const err: AckError[] = [];
+    for (const s of symbols) {
+      if (!isValidSymbol(s)) {
+        err.push({ s: typeof s === 'string' ? s.slice(0, 64) : null, code: 'BAD_SYMBOL', msg: 'symbol must be a string of 1-64 characters without control characters' });
+        continue;
+      }
+      const sub = this.subs.get(s);
+      if (sub !== undefined) {
+        this.hub.index.remove(sub);
+        this.subs.delete(s);
+      }
+      ok.push(s);
+    }
+    this.push('ack', encode({ t: 'ack', id, op: 'unsub', ok, err }));
+  }
+
+  private reject(e: RequestError, isViolation: boolean): void {
+    this.hub.counters.rejected[e.code]++;
+    this.push('err', encode({ t: 'err', code: e.code, msg: e.msg, id: e.id }));
+    if (isViolation) this.violation();
+  }
+
+  /** Counts a limit violation; too many within the window end the connection. */
+  private violation(): void {
+    const now = Date.now();
+    if (now - this.violationsSince > VIOLATION_WINDOW_MS) {
+      this.violationsSince = now;
+      this.violations = 0;
+    }
+    if (++this.violations > this.hub.config.limits.maxViolations) {
+      this.bye('LIMIT_EXCEEDED', 'too many requests over the connection limits', 10_000);
+    }
+  }
+
+  /** Token bucket: maxMessagesPerSec per second, bursts of the same size. */
+  private takeToken(): boolean {
+    const now = Date.now();
+    const rate = this.hub.config.limits.maxMessagesPerSec;
+    this.tokens = Math.min(rate, this.tokens + ((now - this.tokensAt) * rate) / 1000);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+

@@ -1,0 +1,113 @@
+/**
+ * NATS feed source: one connection, one subscription per configured feed.
+ * Messages are handled in the subscription callback (not an async
+ * iterator): decode, normalize and hand over synchronously, no promise per tick.
+ */
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { RateLimitedLog } from '../log.js';
+import type { FeedSource, SourceStatus, TickSink } from './feed-source.js';
+import { Normalizer } from './normalize.js';
+
+/** The NATS connection could not be established at start. */
+export class NatsConnectError extends Error {
+  override readonly name = 'NatsConnectError';
+}
+
+export class NatsSource implements FeedSource {
+  readonly kind = 'nats';
+  readonly normalizers: Normalizer[];
+  status: SourceStatus = { state: 'starting' };
+  reconnects = 0;
+  private nc: NatsConnection | null = null;
+  private readonly subs: Subscription[] = [];
+  private readonly badLog: RateLimitedLog;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+  ) {
+    this.normalizers = config.feeds.map((f) => new Normalizer(f));
+    this.badLog = new RateLimitedLog(log);
+  }
+
+  async start(sink: TickSink): Promise<void> {
+    const n = this.config.nats;
+    try {
+      this.nc = await connect({
+        servers: n.servers,
+        name: n.name,
+        timeout: n.connectTimeoutMs,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: n.reconnectWaitMs,
+        ...(n.user ? { user: n.user, pass: n.pass } : {}),
+        ...(n.token ? { token: n.token } : {}),
+      });
+    } catch (err) {
+      throw new NatsConnectError(`cannot connect to NATS at ${n.servers.join(', ')}: ${(err as Error).message}`, { cause: err });
+    }
+    const nc = this.nc;
+    this.status = { state: 'connected', server: nc.getServer() };
+    this.watchStatus(nc);
+    for (const norm of this.normalizers) {
+      const feed = norm.feed;
+      const name = feed.name;
+      const sub = nc.subscribe(feed.subject, {
+        ...(feed.queue ? { queue: feed.queue } : {}),
+        callback: (err, msg) => {
+          if (err) {
+            this.log.error({ err, feed: name }, 'NATS subscription error');
+            return;
+          }
+          const r = norm.fromBytes(msg.subject, msg.data);
+          if (typeof r === 'string') {
+            this.badLog.warn(`${name}:${r}`, { feed: name, reason: r, subject: msg.subject, bytes: msg.data.length }, 'invalid tick dropped');
+            return;
+          }
+          sink(r, name);
+        },
+      });
+      this.subs.push(sub);
+      this.log.info({ feed: name, subject: feed.subject, codec: feed.codec }, 'subscribed to feed');
+    }
+    // Make sure the subscriptions reached the server before reporting ready.
+    await nc.flush();
+  }
+
+  private watchStatus(nc: NatsConnection): void {
+    void (async () => {
+      for await (const s of nc.status()) {
+        switch (s.type) {
+          case 'disconnect':
+            this.status = { state: 'reconnecting', since: Date.now() };
+            this.log.warn({ server: s.server }, 'NATS disconnected');
+            break;
+          case 'reconnect':
+            this.reconnects++;
+            this.status = { state: 'connected', server: s.server };
+            this.log.info({ server: s.server }, 'NATS reconnected');
+            break;
+          case 'slowConsumer':
+            this.log.warn({ pending: s.pending }, 'NATS slow consumer: the gateway is not keeping up with its feeds');
+            break;
+          case 'error':
+            this.log.error({ err: s.error }, 'NATS error');
+            break;
+          default:
+            break;
+        }
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    const nc = this.nc;
+    this.nc = null;
+    if (nc && !nc.isClosed()) {
+      // drain(): stop receiving, process what is buffered, then close.
+      await nc.drain().catch((err: unknown) => this.log.warn({ err }, 'NATS drain failed'));
+    }
+    this.status = { state: 'stopped' };
+  }
+}

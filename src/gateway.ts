@@ -1,0 +1,93 @@
+/**
+ * Composition root: wires feed source -> hub (state, index, sessions) ->
+ * transport, and owns the start and stop order. Nothing else reaches across.
+ */
+import type { Registry } from 'prom-client';
+import type { Config } from './config.js';
+import { EmbeddedSource } from './feed/embedded-source.js';
+import type { FeedSource } from './feed/feed-source.js';
+import { NatsSource } from './feed/nats-source.js';
+import { Hub } from './fanout/hub.js';
+import type { Logger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { requireUws } from './transport/uws.js';
+import { UwsTransport } from './transport/uws-transport.js';
+
+/** How long clients get to read their bye before connections are cut. */
+const BYE_GRACE_MS = 1000;
+
+export type GatewayStatus = { state: 'starting' } | { state: 'ready' } | { state: 'draining' } | { state: 'stopped' };
+
+export class Gateway {
+  readonly hub: Hub;
+  readonly source: FeedSource;
+  readonly metrics: Registry;
+  status: GatewayStatus = { state: 'starting' };
+  private readonly transport: UwsTransport;
+
+  constructor(
+    readonly config: Config,
+    private readonly log: Logger,
+  ) {
+    const { uws, native } = requireUws(config.uws.allowFallback);
+    if (!native) log.warn('uWebSockets.js runs its pure-JS fallback: expect a fraction of normal throughput');
+    this.hub = new Hub(config, log);
+    this.source = config.nats.servers.length > 0 ? new NatsSource(config, log) : new EmbeddedSource(config, log);
+    this.transport = new UwsTransport(uws, {
+      host: config.host,
+      port: config.port,
+      maxMessageBytes: config.limits.maxMessageBytes,
+      idleTimeoutSec: config.ws.idleTimeoutSec,
+      // Above the session's own limit, so the session decides and says bye first.
+      maxBackpressureBytes: config.ws.maxBufferedBytes * 2,
+      openSession: (socket) => this.hub.openSession(socket),
+      routes: {
+        '/healthz': () => ({ status: 200, type: 'application/json', body: '{"status":"ok"}\n' }),
+        '/readyz': () => this.readiness(),
+        '/metrics': async () => ({ status: 200, type: this.metrics.contentType, body: await this.metrics.metrics() }),
+      },
+    });
+    this.metrics = createMetrics(this.hub, this.source, () => this.transport.connections);
+  }
+
+  /** The port the gateway listens on. */
+  get port(): number {
+    return this.transport.port;
+  }
+
+  /** Connects the feed, then starts listening. Throws if either fails. */
+  async start(): Promise<void> {
+    this.hub.start();
+    const hub = this.hub;
+    await this.source.start((tick, feed) => hub.onTick(tick, feed));
+    await this.transport.listen();
+    this.status = { state: 'ready' };
+    this.log.info({ host: this.config.host, port: this.port, source: this.source.kind }, `tickgate listening on ws://${this.config.host}:${this.port}/v1/stream`);
+  }
+
+  private readiness() {
+    const reasons: string[] = [];
+    if (this.status.state !== 'ready') reasons.push(`gateway is ${this.status.state}`);
+    if (this.source.status.state !== 'connected') reasons.push(`feed source ${this.source.kind} is ${this.source.status.state}`);
+    const ready = reasons.length === 0;
+    return {
+      status: ready ? 200 : 503,
+      type: 'application/json',
+      body: JSON.stringify({ ready, reasons, source: this.source.status }) + '\n',
+    };
+  }
+
+  /** Stops accepting, says bye DRAINING to every client, closes, and stops the feed. */
+  async stop(retryMs = 1000): Promise<void> {
+    if (this.status.state === 'stopped' || this.status.state === 'draining') return;
+    this.status = { state: 'draining' };
+    this.transport.stopListening();
+    this.hub.closeAll('DRAINING', 'server is shutting down', retryMs);
+    const deadline = Date.now() + BYE_GRACE_MS;
+    while (this.transport.connections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.transport.closeAll();
+    await this.source.stop();
+    this.status = { state: 'stopped' };
+    this.log.info('tickgate stopped');
+  }
+}

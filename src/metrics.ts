@@ -1,0 +1,80 @@
+/**
+ * Prometheus metrics. The hot path counts in plain numbers on the objects
+ * that own them; metrics read those numbers in collect(), at scrape time, so
+ * a tick pays nothing for being observed.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FeedSource } from './feed/feed-source.js';
+import type { Hub } from './fanout/hub.js';
+
+type Labels = Record<string, string>;
+type Sample = [Labels, number];
+
+export const METRIC_PREFIX = 'tickgate_';
+
+/** A counter whose value is read from plain numbers at scrape time. */
+function readCounter(registry: Registry, name: string, help: string, labelNames: string[], read: () => Sample[]): void {
+  new Counter({
+    name: METRIC_PREFIX + name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read()) this.inc(labels, v);
+    },
+  });
+}
+
+function readGauge(registry: Registry, name: string, help: string, labelNames: string[], read: () => Sample[]): void {
+  new Gauge({
+    name: METRIC_PREFIX + name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, v] of read()) this.set(labels, v);
+    },
+  });
+}
+
+function entries<K extends string>(o: Record<K, number>, label: string): Sample[] {
+  return (Object.keys(o) as K[]).map((k) => [{ [label]: k }, o[k]]);
+}
+
+/** Builds the registry for one gateway. */
+export function createMetrics(hub: Hub, source: FeedSource, connections: () => number): Registry {
+  const r = new Registry();
+  collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX + 'process_', eventLoopMonitoringPrecision: 20 });
+  const feeds = () => source.normalizers.map((n) => [n.feed.name, n.counters] as const);
+
+  readCounter(r, 'ingest_ticks_total', 'Ticks received from feeds, valid or not.', ['feed'], () =>
+    feeds().map(([feed, c]) => [{ feed }, c.received]),
+  );
+  readCounter(r, 'ingest_invalid_ticks_total', 'Ticks rejected, by reason.', ['feed', 'reason'], () =>
+    feeds().flatMap(([feed, c]) => entries(c.invalid, 'reason').map(([l, v]): Sample => [{ feed, ...l }, v])),
+  );
+  readCounter(r, 'ingest_dropped_fields_total', 'Fields dropped from accepted ticks: unknown names or non-numeric values.', ['feed', 'reason'], () =>
+    feeds().flatMap(([feed, c]) => entries(c.droppedFields, 'reason').map(([l, v]): Sample => [{ feed, ...l }, v])),
+  );
+  readCounter(r, 'state_updates_total', 'Ticks that changed a symbol state (each one advances q).', [], () => [[{}, hub.counters.stateUpdates]]);
+  readCounter(r, 'unchanged_ticks_total', 'Accepted ticks that repeated the state exactly.', [], () => [[{}, hub.counters.unchangedTicks]]);
+  readGauge(r, 'feed_up', 'Whether the feed source is connected (1) or not (0).', ['source'], () => [
+    [{ source: source.kind }, source.status.state === 'connected' ? 1 : 0],
+  ]);
+  readCounter(r, 'feed_reconnects_total', 'Feed source reconnects since start.', ['source'], () => [[{ source: source.kind }, source.reconnects]]);
+  readGauge(r, 'symbols', 'Known symbols (with state).', [], () => [[{}, hub.store.size]]);
+
+  readGauge(r, 'connections', 'Open WebSocket connections.', [], () => [[{}, connections()]]);
+  readCounter(r, 'connections_opened_total', 'WebSocket connections opened.', [], () => [[{}, hub.counters.opened]]);
+  readCounter(r, 'connections_closed_total', 'WebSocket connections closed.', [], () => [[{}, hub.counters.closed]]);
+  readCounter(r, 'disconnects_total', 'Server-initiated closes (bye), by code.', ['code'], () => entries(hub.counters.byes, 'code'));
+  readGauge(r, 'subscriptions', 'Subscriptions across all connections.', [], () => [[{}, hub.index.size]]);
+  readCounter(r, 'messages_sent_total', 'Messages queued to clients, by type.', ['type'], () => entries(hub.counters.messages, 'type'));
+  readCounter(r, 'frames_sent_total', 'WebSocket frames sent to clients.', [], () => [[{}, hub.counters.frames]]);
+  readCounter(r, 'sent_bytes_total', 'Bytes of WebSocket frame payloads sent to clients.', [], () => [[{}, hub.counters.bytes]]);
+  readCounter(r, 'send_dropped_total', 'Frames the socket refused (buffer limit hit).', [], () => [[{}, hub.counters.sendDropped]]);
+  readCounter(r, 'client_messages_rejected_total', 'Client messages answered with err, by code.', ['code'], () => entries(hub.counters.rejected, 'code'));
+  return r;
+}

@@ -1,0 +1,145 @@
+/**
+ * Encoding of server messages and decoding of client requests.
+ *
+ * Server frames are one MessagePack array of messages. Each message is
+ * encoded once and its bytes are shared by every client that gets it; a
+ * client's frame is the array header followed by the shared pieces, which is
+ * a valid MessagePack array because an array is its header followed by its
+ * encoded elements.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { FIELD_COUNT, CANONICAL_FIELDS } from './fields.js';
+import type { ClientRequest, RequestError, RequestId } from './messages.js';
+
+// Standard MessagePack only: maps (not msgpackr records), no extensions, the
+// smallest map header, so any decoder (Python msgpack, @msgpack/msgpack) reads it.
+// undefined would otherwise become a fixext1: encode it as nil on the data path
+// (which never holds one) and leave the key out on the control path.
+const dataPackr = new Packr({ useRecords: false, variableMapSize: true, moreTypes: false, encodeUndefinedAsNil: true });
+const controlPackr = new Packr({
+  useRecords: false,
+  variableMapSize: true,
+  moreTypes: false,
+  encodeUndefinedAsNil: true,
+  skipValues: [undefined],
+} as ConstructorParameters<typeof Packr>[0]);
+
+/** Encodes one control message (hello, ack, err, ...); keys whose value is undefined are left out. */
+export function encode(message: object): Uint8Array {
+  return controlPackr.pack(message);
+}
+
+/** Encodes one data message (snap, upd) on the hot path; it must hold no undefined values. */
+export function encodeData(message: object): Uint8Array {
+  return dataPackr.pack(message);
+}
+
+/** Builds the `d` map of a state row for the fields set in `mask` (bit i = field i). */
+export function fieldsOf(values: Float64Array, mask: number): Record<string, number> {
+  const d: Record<string, number> = {};
+  for (let i = 0; i < FIELD_COUNT; i++) {
+    if (mask & (1 << i)) d[CANONICAL_FIELDS[i]!] = values[i]!;
+  }
+  return d;
+}
+
+/** Writes a MessagePack array header for `n` elements at `offset`; returns bytes written. */
+export function writeArrayHeader(buf: Uint8Array, offset: number, n: number): number {
+  if (n < 16) {
+    buf[offset] = 0x90 | n;
+    return 1;
+  }
+  if (n < 0x10000) {
+    buf[offset] = 0xdc;
+    buf[offset + 1] = n >>> 8;
+    buf[offset + 2] = n & 0xff;
+    return 3;
+  }
+  buf[offset] = 0xdd;
+  buf[offset + 1] = n >>> 24;
+  buf[offset + 2] = (n >>> 16) & 0xff;
+  buf[offset + 3] = (n >>> 8) & 0xff;
+  buf[offset + 4] = n & 0xff;
+  return 5;
+}
+
+/** Largest array header, in bytes. */
+export const MAX_ARRAY_HEADER = 5;
+
+// Client input is hostile until proven otherwise: no structured-clone
+// extension (CVE-2023-52079), no records; deep nesting throws and is caught.
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsType: 'number' });
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function requestId(v: unknown): RequestId | undefined {
+  if (typeof v === 'string' && v.length <= 128) return v;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+  return undefined;
+}
+
+function fail(code: RequestError['code'], msg: string, id: RequestId | undefined): RequestError {
+  return id === undefined ? { code, msg } : { code, msg, id };
+}
+
+/**
+ * Decodes and validates one client message. `data` is only valid during the
+ * uWS message handler, so this runs synchronously and copies nothing it keeps
+ * (strings are decoded into new JS strings).
+ */
+export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientRequest | RequestError {
+  let msg: unknown;
+  try {
+    const bytes = new Uint8Array(data);
+    msg = isBinary ? unpackr.unpack(bytes) : JSON.parse(utf8.decode(bytes));
+  } catch {
+    return fail('BAD_REQUEST', isBinary ? 'frame is not valid MessagePack' : 'frame is not valid UTF-8 JSON', undefined);
+  }
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg) || msg instanceof Uint8Array) {
+    return fail('BAD_REQUEST', 'message must be a map with a string key "op"', undefined);
+  }
+  const m = msg as Record<string, unknown>;
+  const rawId = m['id'];
+  const id = requestId(rawId);
+  if (rawId !== undefined && rawId !== null && id === undefined) {
+    return fail('BAD_REQUEST', 'id must be a string (up to 128 characters) or an integer', undefined);
+  }
+  const op = m['op'];
+  if (typeof op !== 'string') return fail('BAD_REQUEST', 'message must have a string key "op"', id);
+  const withId = <T extends object>(req: T): T => (id === undefined ? req : { ...req, id });
+  switch (op) {
+    case 'sub':
+    case 'unsub': {
+      const symbols = m['symbols'];
+      if (!Array.isArray(symbols)) return fail('BAD_REQUEST', `${op}: "symbols" must be an array of strings`, id);
+      if (op === 'unsub') return withId({ op, symbols });
+      const snapshot = m['snapshot'];
+      if (snapshot !== undefined && snapshot !== null && typeof snapshot !== 'boolean') {
+        return fail('BAD_REQUEST', 'sub: "snapshot" must be a boolean', id);
+      }
+      return withId({ op, symbols, snapshot: snapshot !== false });
+    }
+    case 'ping': {
+      // Echo only scalars: the reply must not carry arbitrary client structures.
+      const ts = m['ts'];
+      return withId({ op, ts: typeof ts === 'number' || (typeof ts === 'string' && ts.length <= 64) ? ts : undefined });
+    }
+    case 'symbols': {
+      const prefix = m['prefix'] ?? '';
+      if (typeof prefix !== 'string' || prefix.length > 64) {
+        return fail('BAD_REQUEST', 'symbols: "prefix" must be a string of up to 64 characters', id);
+      }
+      const limit = m['limit'] ?? undefined;
+      if (limit !== undefined && (!Number.isSafeInteger(limit) || (limit as number) < 1)) {
+        return fail('BAD_REQUEST', 'symbols: "limit" must be a positive integer', id);
+      }
+      return withId({ op, prefix, limit: limit as number | undefined });
+    }
+    default:
+      return fail('UNKNOWN_OP', `unknown op ${JSON.stringify(op.slice(0, 32))} (expected sub, unsub, ping or symbols)`, id);
+  }
+}
+
+/** True when the decode result is an error reply rather than a request. */
+export function isRequestError(r: ClientRequest | RequestError): r is RequestError {
+  return 'code' in r;
+}

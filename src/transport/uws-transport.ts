@@ -1,0 +1,160 @@
+/**
+ * uWebSockets.js transport: the WebSocket endpoint /v1/stream and the HTTP
+ * routes. It adapts uWS sockets to client sessions and owns nothing else.
+ */
+import type * as UWS from 'uWebSockets.js';
+import type { ClientSession, ClientSocket } from '../fanout/client-session.js';
+import type { SendStatus } from '../fanout/outbox.js';
+
+/** Per-connection data uWS keeps for us. */
+interface SocketData {
+  session: ClientSession | null;
+}
+
+/** A plain HTTP handler: returns status, content type and body. */
+export type HttpRoute = () => { status: number; type: string; body: string } | Promise<{ status: number; type: string; body: string }>;
+
+export interface TransportOptions {
+  host: string;
+  port: number;
+  maxMessageBytes: number;
+  idleTimeoutSec: number;
+  /** uWS drops sends beyond this (the session closes the client long before). */
+  maxBackpressureBytes: number;
+  openSession(socket: ClientSocket): ClientSession;
+  routes: Record<string, HttpRoute>;
+}
+
+const STATUS_TEXT: Record<number, string> = { 200: '200 OK', 404: '404 Not Found', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
+
+/** Adapts one uWS WebSocket to what a session needs. */
+class UwsClientSocket implements ClientSocket {
+  private frame: Uint8Array | null = null;
+  private status: SendStatus = 1;
+  // Bound once: cork() takes a callback and we flush many times per second.
+  private readonly corked = (): void => {
+    this.status = this.ws.send(this.frame!, true, false) as SendStatus;
+  };
+
+  constructor(private readonly ws: UWS.WebSocket<SocketData>) {}
+
+  sendFrame(frame: Uint8Array): SendStatus {
+    this.frame = frame;
+    // Outside uWS handlers (we flush from setImmediate) cork so the frame
+    // header and payload leave in one write.
+    this.ws.cork(this.corked);
+    this.frame = null;
+    return this.status;
+  }
+
+  bufferedAmount(): number {
+    return this.ws.getBufferedAmount();
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.end(code, reason);
+  }
+}
+
+/** The listening uWS app. */
+export class UwsTransport {
+  private listenSocket: UWS.us_listen_socket | null = null;
+  private readonly sockets = new Set<UWS.WebSocket<SocketData>>();
+  /** The bound port (useful with port 0). */
+  port = 0;
+
+  constructor(
+    private readonly uws: typeof UWS,
+    private readonly opts: TransportOptions,
+  ) {}
+
+  async listen(): Promise<void> {
+    const app = this.uws.App();
+    const opts = this.opts;
+    app.ws<SocketData>('/v1/stream', {
+      // A message over 4x the configured limit closes the connection at the
+      // WebSocket level (1009); up to that, the session answers with an err.
+      maxPayloadLength: opts.maxMessageBytes * 4,
+      idleTimeout: opts.idleTimeoutSec,
+      sendPingsAutomatically: true,
+      maxBackpressure: opts.maxBackpressureBytes,
+      closeOnBackpressureLimit: 0,
+      compression: this.uws.DISABLED,
+      upgrade: (res, req, context) => {
+        res.upgrade<SocketData>(
+          { session: null },
+          req.getHeader('sec-websocket-key'),
+          req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'),
+          context,
+        );
+      },
+      open: (ws) => {
+        this.sockets.add(ws);
+        ws.getUserData().session = opts.openSession(new UwsClientSocket(ws));
+      },
+      message: (ws, message, isBinary) => {
+        ws.getUserData().session?.onMessage(message, isBinary);
+      },
+      close: (ws) => {
+        this.sockets.delete(ws);
+        const data = ws.getUserData();
+        const s = data.session;
+        data.session = null;
+        s?.onClose();
+      },
+    });
+    for (const [path, route] of Object.entries(opts.routes)) {
+      app.get(path, (res) => {
+        let aborted = false;
+        res.onAborted(() => {
+          aborted = true;
+        });
+        Promise.resolve()
+          .then(route)
+          .then(
+            (r) => r,
+            (err: unknown) => ({ status: 500, type: 'text/plain', body: `internal error: ${(err as Error).message}\n` }),
+          )
+          .then((r) => {
+            if (aborted) return;
+            res.cork(() => {
+              res.writeStatus(STATUS_TEXT[r.status] ?? String(r.status)).writeHeader('Content-Type', r.type).end(r.body);
+            });
+          });
+      });
+    }
+    app.any('/*', (res) => {
+      res.cork(() => {
+        res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n');
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      app.listen(opts.host, opts.port, (ls) => {
+        if (!ls) {
+          reject(new Error(`cannot listen on ${opts.host}:${opts.port} (address in use or not available)`));
+          return;
+        }
+        this.listenSocket = ls;
+        this.port = this.uws.us_socket_local_port(ls);
+        resolve();
+      });
+    });
+  }
+
+  /** Stops accepting connections. Open connections stay until closed. */
+  stopListening(): void {
+    if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+  }
+
+  /** Number of open WebSocket connections. */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** Closes every connection at once (after bye, at the deadline). */
+  closeAll(): void {
+    for (const ws of [...this.sockets]) ws.close();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Loads uWebSockets.js and tells whether its native binary is running.
+ *
+ * Some builds fall back to a pure-JS implementation when their binary cannot
+ * load (wrong glibc, wrong Node ABI), printing only a warning. That fallback
+ * is many times slower, so the gateway refuses it unless allowed.
+ */
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import type * as UWS from 'uWebSockets.js';
+
+const require = createRequire(import.meta.url);
+
+/** uWebSockets.js is running without its native binary. */
+export class UwsFallbackError extends Error {
+  override readonly name = 'UwsFallbackError';
+}
+
+export interface LoadedUws {
+  uws: typeof UWS;
+  /** True when a native `.node` binary of the package was loaded. */
+  native: boolean;
+}
+
+/** Requires uWebSockets.js once and reports how it loaded. */
+export function loadUws(): LoadedUws {
+  const entry = require.resolve('uWebSockets.js');
+  const uws = require('uWebSockets.js') as typeof UWS;
+  // Official and repackaged builds alike load `uws_<platform>_<arch>_<abi>.node`
+  // from inside the package; the fallback loads none.
+  const pkgDir = dirname(dirname(entry));
+  const native = Object.keys(require.cache).some((k) => k.startsWith(pkgDir) && k.endsWith('.node'));
+  return { uws, native };
+}
+
+/** Loads uWebSockets.js and throws unless it is native or the fallback is allowed. */
+export function requireUws(allowFallback: boolean): LoadedUws {
+  const loaded = loadUws();
+  if (!loaded.native && !allowFallback) {
+    throw new UwsFallbackError(
+      'uWebSockets.js is running its slow pure-JS fallback (its native binary did not load for Node ' +
+        `${process.version}, ABI ${process.versions.modules}). Install a build with a binary for this platform, ` +
+        'or set uws.allowFallback (TICKGATE_ALLOW_UWS_FALLBACK=true) to start anyway.',
+    );
+  }
+  return loaded;
+}
