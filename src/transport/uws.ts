@@ -38,7 +38,7 @@ export function requireUws(allowFallback: boolean): LoadedUws {
   const loaded = loadUws();
   if (!loaded.native && !allowFallback) {
     throw new UwsFallbackError(
-      'uWebSockets.js is running its slow pure-JS fallback (its native binary did not load for Node ' +
+      'uWebSockets.js is running its slow pure-JS fallback (UWS_USE_FALLBACK is set, or its native binary did not load for Node ' +
         `${process.version}, ABI ${process.versions.modules}). Install a build with a binary for this platform, ` +
         'or set uws.allowFallback (TICKGATE_ALLOW_UWS_FALLBACK=true) to start anyway.',
     );
