@@ -148,7 +148,7 @@ const schema = {
       env: 'TICKGATE_LOG_LEVEL',
     },
     pretty: {
-      doc: 'Human-readable logs instead of JSON lines (needs the optional pino-pretty package).',
+      doc: 'Human-readable logs instead of JSON lines.',
       format: Boolean,
       default: false,
       env: 'TICKGATE_LOG_PRETTY',

@@ -58,6 +58,9 @@ export function createMetrics(hub: Hub, source: FeedSource, connections: () => n
   readCounter(r, 'ingest_dropped_fields_total', 'Fields dropped from accepted ticks: unknown names or non-numeric values.', ['feed', 'reason'], () =>
     feeds().flatMap(([feed, c]) => entries(c.droppedFields, 'reason').map(([l, v]): Sample => [{ feed, ...l }, v])),
   );
+  readCounter(r, 'ingest_errors_total', 'Accepted ticks whose processing failed unexpectedly (see the log).', ['feed'], () =>
+    feeds().map(([feed, c]) => [{ feed }, c.errors]),
+  );
   readCounter(r, 'state_updates_total', 'Ticks that changed a symbol state (each one advances q).', [], () => [[{}, hub.counters.stateUpdates]]);
   readCounter(r, 'unchanged_ticks_total', 'Accepted ticks that repeated the state exactly.', [], () => [[{}, hub.counters.unchangedTicks]]);
   readGauge(r, 'feed_up', 'Whether the feed source is connected (1) or not (0).', ['source'], () => [

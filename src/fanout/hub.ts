@@ -73,7 +73,9 @@ export class Hub {
   /** The encoded full-state `snap` of a symbol, cached until its next change. */
   snapOf(st: SymbolState): Uint8Array {
     if (st.snapBytes === null || st.snapQ !== st.q) {
-      st.snapBytes = encodeData({ t: 'snap', s: st.symbol, q: st.q, d: fieldsOf(st.values, st.present) });
+      // Copied out of the encoder's shared slab: a cached slice would keep
+      // the whole slab alive for as long as the symbol stays quiet.
+      st.snapBytes = encodeData({ t: 'snap', s: st.symbol, q: st.q, d: fieldsOf(st.values, st.present) }).slice();
       st.snapQ = st.q;
     }
     return st.snapBytes;

@@ -65,7 +65,13 @@ export class NatsSource implements FeedSource {
             this.badLog.warn(`${name}:${r}`, { feed: name, reason: r, subject: msg.subject, bytes: msg.data.length }, 'invalid tick dropped');
             return;
           }
-          sink(r, name);
+          try {
+            sink(r, name);
+          } catch (err) {
+            // A fault past the normalizer must not take the subscription down.
+            norm.counters.errors++;
+            this.badLog.warn(`${name}:error`, { feed: name, err }, 'tick processing failed');
+          }
         },
       });
       this.subs.push(sub);

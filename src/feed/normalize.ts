@@ -29,6 +29,8 @@ export type NormalizeResult = Tick | InvalidReason;
 export class FeedCounters {
   received = 0;
   accepted = 0;
+  /** Accepted ticks whose processing failed unexpectedly (a bug, logged). */
+  errors = 0;
   readonly invalid: Record<InvalidReason, number> = { decode: 0, not_object: 0, no_symbol: 0, bad_symbol: 0, no_fields: 0 };
   readonly droppedFields: Record<DroppedFieldReason, number> = { unknown: 0, bad_value: 0 };
 }
