@@ -15,14 +15,16 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# Listen on all interfaces inside the container. The port comes from the
+# config (default 8080); an environment variable would override a mounted file.
 ENV NODE_ENV=production \
-    TICKGATE_HOST=0.0.0.0 \
-    TICKGATE_PORT=8080
+    TICKGATE_HOST=0.0.0.0
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY config ./config
-USER node
+# The image's node user, by number so runAsNonRoot can verify it.
+USER 1000:1000
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
   CMD node -e "fetch('http://127.0.0.1:' + (process.env.TICKGATE_PORT || 8080) + '/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
