@@ -1,0 +1,682 @@
+/**
+ * Bounded WebSocket subscriber load: many protocol-v1 clients in one process,
+ * each holding the merged state of its symbols, measuring end-to-end latency
+ * (receive time minus the tick's source `ts`) and checking that `q` strictly
+ * increases per symbol.
+ *
+ *   npm run load:subscribers -- --url ws://127.0.0.1:8080/v1/stream --clients 200 --symbols-per-client 20 --duration 10
+ *
+ * Latency is measured against the wall clock, so the feed and this tool must
+ * share a clock (same machine, or synchronised hosts). One Node process
+ * saturates somewhere near 450k messages/s; the report's `loadClient` figures
+ * show when this process, not the gateway, was the bottleneck: run several
+ * processes beyond that.
+ */
+import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Decoder, encode } from '@msgpack/msgpack';
+import WebSocket from 'ws';
+import { MarketSim } from '../src/feed/market-sim.js';
+
+/** A command-line value was invalid; the message names the option and what it expects. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface SubscriberOptions {
+  /** Gateway stream endpoint. */
+  url: string;
+  /** Connections to open, 1 to 20000. */
+  clients: number;
+  /** Symbols each client subscribes to (fewer if the gateway knows fewer). */
+  symbolsPerClient: number;
+  /** Run length in seconds, ramp-up included, at most 3600. */
+  duration: number;
+  /** Pick symbols uniformly instead of by Zipf-skewed popularity. */
+  uniform: boolean;
+  /** Zipf exponent of symbol popularity. */
+  zipf: number;
+  /** Seed of the symbol picks (same seed, same subscriptions). */
+  seed: number;
+  /** Symbols requested from the gateway to choose from (the gateway caps the list). */
+  universe: number;
+  /** New connections per second during ramp-up. */
+  connectRate: number;
+}
+
+/** Latency percentiles in milliseconds over a uniform reservoir of the samples. */
+export interface LatencyReport {
+  samples: number;
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+  p999: number | null;
+  max: number | null;
+}
+
+export interface SubscriberReport {
+  url: string;
+  seconds: number;
+  /** Time until every client was subscribed or had failed; null if the run ended first. */
+  rampSeconds: number | null;
+  clients: { requested: number; connected: number; failed: number; closedEarly: number };
+  /** Connection failures by reason. */
+  failures: Record<string, number>;
+  symbols: { listed: number; more: boolean; perClient: number; distinct: number; pick: 'zipf' | 'uniform' };
+  received: { frames: number; messages: number; bytes: number; snap: number; upd: number; stat: number; hb: number };
+  /** Rates over the steady window (after ramp-up) when it lasted at least a second, else over the whole run. */
+  rates: { window: 'steady' | 'whole-run'; seconds: number; framesPerSec: number; messagesPerSec: number; updPerSec: number; mbytesPerSec: number };
+  latencyMs: LatencyReport;
+  /** snap or upd whose q was not above the q held for the symbol. */
+  qViolations: number;
+  /** upd for a symbol without a snap (never expected: every sub asks for snapshots). */
+  updWithoutSnap: number;
+  /** The first few violations, for diagnosis. */
+  violationExamples: string[];
+  /** Frames that were not binary MessagePack arrays. */
+  badFrames: number;
+  byes: Record<string, number>;
+  /** WebSocket close codes of connections the server closed before the end. */
+  closes: Record<string, number>;
+  /** err messages and ack.err entries by code. */
+  errors: Record<string, number>;
+  /** This process: CPU in cores and event-loop delay; near 1 core or large delays mean the client, not the server, limits the figures. */
+  loadClient: { cpuCores: number; eventLoopDelayP99Ms: number };
+  /** Set when the run could not start (no hello, no symbols). */
+  error?: string;
+}
+
+export const USAGE = `usage: npm run load:subscribers -- [options]
+
+  --url URL                  gateway stream endpoint (default ws://127.0.0.1:8080/v1/stream)
+  --clients N                connections, 1 to 20000 (default 100)
+  --symbols-per-client N     symbols per connection, 1 to 10000 (default 20)
+  --duration S               seconds to run, ramp-up included, > 0 and <= 3600 (default 10)
+  --uniform                  pick symbols uniformly (default: Zipf-skewed popularity)
+  --zipf X                   Zipf exponent of popularity, >= 0 (default 1.1)
+  --seed N                   seed of the symbol picks (default 1)
+  --universe N               symbols to ask the gateway for, 1 to 1000000 (default 1000)
+  --connect-rate N           new connections per second, 1 to 100000 (default 500)
+  --help                     show this help
+
+Prints a JSON report to stdout. Exit status 1 if a q violation was seen, no
+client connected, or the run could not start (no hello, no symbols listed).`;
+
+const MAX_CLIENTS = 20_000;
+const MAX_DURATION_S = 3600;
+/** Uniform reservoir of latency samples: bounded memory whatever the run length (1.6 MB). */
+const RESERVOIR = 200_000;
+const HELLO_TIMEOUT_MS = 10_000;
+/** How long to wait for a non-empty symbol list (a NATS-fed gateway knows symbols only after their first tick). */
+const SYMBOLS_WAIT_MS = 10_000;
+const RAMP_STEP_MS = 100;
+/** Symbols per sub request: keeps each request well under the default 64 KiB message limit. */
+const SUB_CHUNK = 500;
+const CLOSE_WAIT_MS = 2000;
+
+function num(name: string, raw: string, expected: string, ok: (n: number) => boolean): number {
+  const n = raw.trim() === '' ? NaN : Number(raw);
+  if (!ok(n)) throw new UsageError(`--${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+const intIn = (min: number, max: number) => (n: number) => Number.isInteger(n) && n >= min && n <= max;
+
+/** Parses CLI arguments (without node and script). Throws {@link UsageError} naming the option. */
+export function parseSubscriberArgs(argv: readonly string[]): SubscriberOptions | 'help' {
+  let v;
+  try {
+    v = parseArgs({
+      args: [...argv],
+      options: {
+        url: { type: 'string' },
+        clients: { type: 'string' },
+        'symbols-per-client': { type: 'string' },
+        duration: { type: 'string' },
+        uniform: { type: 'boolean', default: false },
+        zipf: { type: 'string' },
+        seed: { type: 'string' },
+        universe: { type: 'string' },
+        'connect-rate': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message, { cause: err });
+  }
+  if (v.help) return 'help';
+  const url = v.url ?? 'ws://127.0.0.1:8080/v1/stream';
+  if (!/^wss?:\/\/[^\s/]+(\/\S*)?$/.test(url)) {
+    throw new UsageError(`--url: expected a WebSocket URL such as ws://127.0.0.1:8080/v1/stream, got ${JSON.stringify(url)}`);
+  }
+  return {
+    url,
+    clients: num('clients', v.clients ?? '100', `an integer from 1 to ${MAX_CLIENTS}`, intIn(1, MAX_CLIENTS)),
+    symbolsPerClient: num('symbols-per-client', v['symbols-per-client'] ?? '20', 'an integer from 1 to 10000', intIn(1, 10_000)),
+    duration: num('duration', v.duration ?? '10', `seconds, a number > 0 and <= ${MAX_DURATION_S}`, (n) => n > 0 && n <= MAX_DURATION_S),
+    uniform: v.uniform ?? false,
+    zipf: num('zipf', v.zipf ?? '1.1', 'a finite number >= 0', (n) => Number.isFinite(n) && n >= 0),
+    seed: num('seed', v.seed ?? '1', 'a safe integer', Number.isSafeInteger),
+    universe: num('universe', v.universe ?? '1000', 'an integer from 1 to 1000000', intIn(1, 1_000_000)),
+    connectRate: num('connect-rate', v['connect-rate'] ?? '500', 'connections per second, an integer from 1 to 100000', intIn(1, 100_000)),
+  };
+}
+
+/** mulberry32: a tiny seeded PRNG, plenty for picking symbols and reservoir slots. */
+function rng(seed: number): () => number {
+  let a = (seed ^ Math.floor(seed / 4294967296)) >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffle<T>(xs: T[], rand: () => number): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
+}
+
+/**
+ * Symbols by popularity rank. Names the market simulator knows take its
+ * activity order, so with a simulated feed the most active symbols are also
+ * the most subscribed, as in real markets; other names follow in seeded
+ * random order.
+ */
+export function popularityOrder(listed: readonly string[], more: boolean, rand: () => number): string[] {
+  if (listed.length === 0) return [];
+  // A cut list (more = true) is alphabetical, so its names can sit anywhere in a larger universe.
+  const n = more ? Math.min(100_000, listed.length * 10) : listed.length;
+  const rank = new Map<string, number>();
+  new MarketSim({ symbols: n, seed: 1 }).symbols.forEach((s, i) => rank.set(s, i));
+  const known = listed.filter((s) => rank.has(s)).sort((a, b) => rank.get(a)! - rank.get(b)!);
+  const rest = shuffle(listed.filter((s) => !rank.has(s)), rand);
+  return known.concat(rest);
+}
+
+/** Picks k distinct symbols per call, Zipf-weighted by rank in `order` (or uniformly). */
+export function symbolPicker(order: readonly string[], zipf: number, uniform: boolean, rand: () => number): (k: number) => string[] {
+  const n = order.length;
+  const cumulative = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) cumulative[i] = sum += uniform ? 1 : (i + 1) ** -zipf;
+  const draw = (): number => {
+    const u = rand() * sum;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cumulative[mid]! > u) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  return (k) => {
+    const want = Math.min(k, n);
+    const chosen = new Set<number>();
+    // Rejection sampling; with a heavy skew and k close to n it stalls, so
+    // after a bounded number of draws the rest is filled in rank order.
+    for (let tries = 0; chosen.size < want && tries < 20 * want + 100; tries++) chosen.add(draw());
+    for (let i = 0; chosen.size < want; i++) chosen.add(i);
+    return [...chosen].map((i) => order[i]!);
+  };
+}
+
+/** Nearest-rank percentile of an ascending array. */
+function percentile(sorted: Float64Array, p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+function bump(counts: Record<string, number>, key: string): void {
+  counts[key] = (counts[key] ?? 0) + 1;
+}
+
+/** Counters shared by all clients of a run (one thread: plain numbers). */
+class Stats {
+  frames = 0;
+  messages = 0;
+  bytes = 0;
+  snap = 0;
+  upd = 0;
+  stat = 0;
+  hb = 0;
+  badFrames = 0;
+  qViolations = 0;
+  updWithoutSnap = 0;
+  readonly violationExamples: string[] = [];
+  readonly byes: Record<string, number> = {};
+  readonly closes: Record<string, number> = {};
+  readonly errors: Record<string, number> = {};
+  readonly failures: Record<string, number> = {};
+  connected = 0;
+  failed = 0;
+  closedEarly = 0;
+  /** Clients subscribed or failed; the ramp is over when it reaches the client count. */
+  settled = 0;
+
+  latencySeen = 0;
+  latencyMax = -Infinity;
+  readonly reservoir = new Float64Array(RESERVOIR);
+  private readonly rand: () => number;
+
+  constructor(seed: number) {
+    this.rand = rng(seed ^ 0x5bd1e995);
+  }
+
+  /** Algorithm R: every sample has the same chance to be in the reservoir. */
+  latency(ms: number): void {
+    const i = this.latencySeen++;
+    if (ms > this.latencyMax) this.latencyMax = ms;
+    if (i < RESERVOIR) this.reservoir[i] = ms;
+    else {
+      const j = Math.floor(this.rand() * (i + 1));
+      if (j < RESERVOIR) this.reservoir[j] = ms;
+    }
+  }
+
+  violation(kind: 'q' | 'nosnap', text: string): void {
+    if (kind === 'q') this.qViolations++;
+    else this.updWithoutSnap++;
+    if (this.violationExamples.length < 5) this.violationExamples.push(text);
+  }
+}
+
+type Msg = Record<string, unknown>;
+
+/** One held symbol: the last q and the merged fields. */
+interface Held {
+  q: number;
+  d: Msg;
+}
+
+// One decoder for all frames: the module-level decode() builds a new decoder
+// (and key cache) per call. Decoding is synchronous, so sharing it is safe.
+const decoder = new Decoder();
+
+/** One protocol client: connect, hello, subscribe, apply snap/upd to its state. */
+class LoadClient {
+  readonly ws: WebSocket;
+  readonly state = new Map<string, Held>();
+  connected = false;
+  settled = false;
+  private pendingAcks = 0;
+  private helloTimer: NodeJS.Timeout | undefined;
+  /** Resolves with whether hello arrived. */
+  readonly hello: Promise<boolean>;
+  private onHello!: (ok: boolean) => void;
+  private symbolsWaiter: ((list: { symbols: string[]; more: boolean }) => void) | null = null;
+  readonly closed: Promise<void>;
+
+  constructor(
+    url: string,
+    private readonly stats: Stats,
+    private readonly run: { stopping: boolean },
+    private symbols: string[] | null,
+  ) {
+    this.hello = new Promise((resolve) => (this.onHello = resolve));
+    this.ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HELLO_TIMEOUT_MS });
+    this.helloTimer = setTimeout(() => this.fail('no hello within 10 s'), HELLO_TIMEOUT_MS);
+    this.ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
+    this.ws.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? err.message.slice(0, 80)));
+    this.closed = new Promise((resolve) =>
+      this.ws.on('close', (code) => {
+        if (!this.connected) this.fail(`closed before hello (${code})`);
+        else if (!this.run.stopping) {
+          this.stats.closedEarly++;
+          bump(this.stats.closes, String(code));
+        }
+        this.settle();
+        resolve();
+      }),
+    );
+  }
+
+  private fail(reason: string): void {
+    clearTimeout(this.helloTimer);
+    if (!this.connected && !this.settled) {
+      this.stats.failed++;
+      bump(this.stats.failures, reason);
+      this.onHello(false);
+      this.settle();
+      this.ws.terminate();
+    }
+  }
+
+  private settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.stats.settled++;
+  }
+
+  send(req: object): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(encode(req));
+  }
+
+  /** Subscribes now if hello has arrived, else as soon as it does. */
+  subscribe(symbols: string[]): void {
+    this.symbols = symbols;
+    if (this.connected) this.sendSubs();
+  }
+
+  private sendSubs(): void {
+    const s = this.symbols;
+    if (s === null) return;
+    this.symbols = null;
+    for (let i = 0; i < s.length; i += SUB_CHUNK) {
+      this.pendingAcks++;
+      this.send({ op: 'sub', id: i, symbols: s.slice(i, i + SUB_CHUNK) });
+    }
+  }
+
+  /** Asks the gateway for up to `limit` symbols. */
+  listSymbols(limit: number): Promise<{ symbols: string[]; more: boolean }> {
+    return new Promise((resolve) => {
+      this.symbolsWaiter = resolve;
+      this.send({ op: 'symbols', id: 'list', limit });
+    });
+  }
+
+  private onFrame(data: Buffer, isBinary: boolean): void {
+    const st = this.stats;
+    st.frames++;
+    st.bytes += data.length;
+    let frame: unknown;
+    try {
+      frame = isBinary ? decoder.decode(data) : null;
+    } catch {
+      frame = null;
+    }
+    if (!Array.isArray(frame)) {
+      st.badFrames++;
+      return;
+    }
+    // One clock read per frame: its messages arrived together.
+    const now = Date.now();
+    for (const m of frame) {
+      st.messages++;
+      if (typeof m === 'object' && m !== null && !Array.isArray(m)) this.onMessage(m as Msg, now);
+    }
+  }
+
+  private onMessage(m: Msg, now: number): void {
+    const st = this.stats;
+    switch (m['t']) {
+      case 'upd': {
+        st.upd++;
+        const s = m['s'] as string;
+        const q = m['q'] as number;
+        const d = m['d'] as Msg;
+        const ts = d['ts'];
+        if (typeof ts === 'number') st.latency(now - ts);
+        const held = this.state.get(s);
+        if (held === undefined) {
+          st.violation('nosnap', `upd q=${q} for ${s} without a snap`);
+          this.state.set(s, { q, d });
+        } else if (q <= held.q) {
+          st.violation('q', `upd q=${q} <= held q=${held.q} for ${s}`);
+        } else {
+          held.q = q;
+          for (const k in d) held.d[k] = d[k];
+        }
+        break;
+      }
+      case 'snap': {
+        st.snap++;
+        const s = m['s'] as string;
+        const q = m['q'] as number;
+        const held = this.state.get(s);
+        // Each symbol is subscribed once, so even a snap must move q forward.
+        if (held !== undefined && q <= held.q) st.violation('q', `snap q=${q} <= held q=${held.q} for ${s}`);
+        // The decoder built `d` for this message alone: keep it as the state.
+        this.state.set(s, { q, d: m['d'] as Msg });
+        break;
+      }
+      case 'stat':
+        st.stat++;
+        break;
+      case 'hb':
+        st.hb++;
+        break;
+      case 'hello':
+        if (!this.connected) {
+          clearTimeout(this.helloTimer);
+          this.connected = true;
+          st.connected++;
+          this.onHello(true);
+          this.sendSubs();
+        }
+        break;
+      case 'ack': {
+        const errs = m['err'];
+        if (Array.isArray(errs)) for (const e of errs) bump(st.errors, `ack:${String((e as Msg)['code'])}`);
+        if (--this.pendingAcks === 0) this.settle();
+        break;
+      }
+      case 'symbols': {
+        const w = this.symbolsWaiter;
+        this.symbolsWaiter = null;
+        const list = m['symbols'];
+        w?.({ symbols: Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : [], more: m['more'] === true });
+        break;
+      }
+      case 'err':
+        bump(st.errors, String(m['code']));
+        break;
+      case 'bye':
+        bump(st.byes, String(m['code']));
+        break;
+      default:
+        break;
+    }
+  }
+
+  close(): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(1000);
+    else if (this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+  }
+}
+
+/** Counters at one instant, to compute rates over a window. */
+interface Mark {
+  at: number;
+  frames: number;
+  messages: number;
+  upd: number;
+  bytes: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs the load: connects clients at `connectRate` until `clients` are
+ * launched, keeps them subscribed until `duration` has passed since the start
+ * (or `signal` aborts), closes them and reports.
+ */
+export async function runSubscribers(opts: SubscriberOptions, signal?: AbortSignal): Promise<SubscriberReport> {
+  const stats = new Stats(opts.seed);
+  const run = { stopping: false };
+  const clients: LoadClient[] = [];
+  const startMono = performance.now();
+  const deadline = startMono + opts.duration * 1000;
+  const cpu0 = process.cpuUsage();
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const deadlineTimer = setTimeout(stop, opts.duration * 1000);
+  signal?.addEventListener('abort', stop, { once: true });
+  if (signal?.aborted) stop();
+  const isStopped = () => run.stopping || signal?.aborted === true || performance.now() >= deadline;
+
+  let listed: string[] = [];
+  let more = false;
+  const distinct = new Set<string>();
+  let rampEnd: Mark | null = null;
+  let error: string | undefined;
+  let rampTimer: NodeJS.Timeout | undefined;
+
+  try {
+    // The first client learns the symbols, then subscribes like every other.
+    const first = new LoadClient(opts.url, stats, run, null);
+    clients.push(first);
+    if (!(await Promise.race([first.hello, stopped.then(() => false)]))) {
+      throw new Error(`no hello from ${opts.url}: ${JSON.stringify(stats.failures)}`);
+    }
+    const listDeadline = Math.min(deadline, performance.now() + SYMBOLS_WAIT_MS);
+    for (;;) {
+      const r = await Promise.race([first.listSymbols(opts.universe), stopped.then(() => null)]);
+      if (r === null) break;
+      listed = r.symbols;
+      more = r.more;
+      if (listed.length > 0 || performance.now() + 500 >= listDeadline) break;
+      await sleep(500);
+    }
+    if (listed.length === 0) throw new Error('the gateway listed no symbols');
+
+    const rand = rng(opts.seed);
+    const pick = symbolPicker(popularityOrder(listed, more, rand), opts.zipf, opts.uniform, rand);
+    const subscribe = (c: LoadClient) => {
+      const syms = pick(opts.symbolsPerClient);
+      for (const s of syms) distinct.add(s);
+      c.subscribe(syms);
+    };
+    subscribe(first);
+
+    // Ramp-up: a batch of connections every RAMP_STEP_MS.
+    const perStep = Math.max(1, Math.round((opts.connectRate * RAMP_STEP_MS) / 1000));
+    const launch = () => {
+      for (let i = 0; i < perStep && clients.length < opts.clients && !isStopped(); i++) {
+        const c = new LoadClient(opts.url, stats, run, null);
+        clients.push(c);
+        subscribe(c);
+      }
+      if (clients.length >= opts.clients) clearInterval(rampTimer);
+    };
+    launch();
+    if (clients.length < opts.clients) rampTimer = setInterval(launch, RAMP_STEP_MS);
+
+    // Steady state starts once every client is subscribed or has failed.
+    const rampPoll = setInterval(() => {
+      if (clients.length >= opts.clients && stats.settled >= opts.clients) {
+        clearInterval(rampPoll);
+        rampEnd = { at: performance.now(), frames: stats.frames, messages: stats.messages, upd: stats.upd, bytes: stats.bytes };
+      }
+    }, 20);
+    await stopped;
+    clearInterval(rampPoll);
+  } catch (err) {
+    error = (err as Error).message;
+  } finally {
+    clearTimeout(deadlineTimer);
+    clearInterval(rampTimer);
+    signal?.removeEventListener('abort', stop);
+    run.stopping = true;
+  }
+
+  const endMono = performance.now();
+  const cpu = process.cpuUsage(cpu0);
+  loopDelay.disable();
+  for (const c of clients) c.close();
+  const allClosed = Promise.all(clients.map((c) => c.closed));
+  await Promise.race([allClosed, sleep(CLOSE_WAIT_MS)]);
+  for (const c of clients) c.ws.terminate();
+
+  const seconds = (endMono - startMono) / 1000;
+  // Assigned in a timer callback, which control-flow narrowing does not see.
+  const r = rampEnd as Mark | null;
+  const steady = r !== null && endMono - r.at >= 1000;
+  const base = steady ? r : { at: startMono, frames: 0, messages: 0, upd: 0, bytes: 0 };
+  const windowS = (endMono - base.at) / 1000;
+  const per = (x: number) => (windowS > 0 ? Math.round((x / windowS) * 10) / 10 : 0);
+
+  const n = Math.min(stats.latencySeen, RESERVOIR);
+  const sorted = stats.reservoir.slice(0, n).sort();
+  const pct = (p: number) => {
+    const v = percentile(sorted, p);
+    return v === null ? null : round3(v);
+  };
+
+  const report: SubscriberReport = {
+    url: opts.url,
+    seconds: round3(seconds),
+    rampSeconds: r === null ? null : round3((r.at - startMono) / 1000),
+    clients: { requested: opts.clients, connected: stats.connected, failed: stats.failed, closedEarly: stats.closedEarly },
+    failures: stats.failures,
+    symbols: { listed: listed.length, more, perClient: Math.min(opts.symbolsPerClient, listed.length), distinct: distinct.size, pick: opts.uniform ? 'uniform' : 'zipf' },
+    received: { frames: stats.frames, messages: stats.messages, bytes: stats.bytes, snap: stats.snap, upd: stats.upd, stat: stats.stat, hb: stats.hb },
+    rates: {
+      window: steady ? 'steady' : 'whole-run',
+      seconds: round3(windowS),
+      framesPerSec: per(stats.frames - base.frames),
+      messagesPerSec: per(stats.messages - base.messages),
+      updPerSec: per(stats.upd - base.upd),
+      mbytesPerSec: Math.round(per(stats.bytes - base.bytes) / 1e4) / 100,
+    },
+    latencyMs: {
+      samples: stats.latencySeen,
+      p50: pct(0.5),
+      p90: pct(0.9),
+      p99: pct(0.99),
+      p999: pct(0.999),
+      max: stats.latencySeen > 0 ? round3(stats.latencyMax) : null,
+    },
+    qViolations: stats.qViolations,
+    updWithoutSnap: stats.updWithoutSnap,
+    violationExamples: stats.violationExamples,
+    badFrames: stats.badFrames,
+    byes: stats.byes,
+    closes: stats.closes,
+    errors: stats.errors,
+    loadClient: {
+      cpuCores: seconds > 0 ? Math.round(((cpu.user + cpu.system) / 1e6 / seconds) * 100) / 100 : 0,
+      eventLoopDelayP99Ms: Math.round(loopDelay.percentile(99) / 1e4) / 100,
+    },
+  };
+  if (error !== undefined) report.error = error;
+  return report;
+}
+
+/** Whether a report should fail the run: a protocol violation, nothing connected, or no run at all. */
+export function failed(report: SubscriberReport): boolean {
+  return report.qViolations > 0 || report.updWithoutSnap > 0 || report.clients.connected === 0 || report.error !== undefined;
+}
+
+async function main(): Promise<number> {
+  let opts;
+  try {
+    opts = parseSubscriberArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`load:subscribers: ${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (opts === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const ac = new AbortController();
+  const onSignal = () => {
+    if (ac.signal.aborted) process.exit(130);
+    ac.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const report = await runSubscribers(opts, ac.signal);
+  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  if (report.error !== undefined) process.stderr.write(`load:subscribers: ${report.error}\n`);
+  return failed(report) ? 1 : 0;
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
+  void main().then((code) => process.exit(code));
+}
