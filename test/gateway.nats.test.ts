@@ -187,6 +187,21 @@ describe('gateway on a real nats-server', () => {
     expect(await gw.metric('tickgate_subscriptions')).toBeGreaterThan(0);
   });
 
+  it('honours snapshot:false, and resends a snap on a repeated sub', async () => {
+    await publish([['md.sim.RS', { s: 'RS', bid: 1, ask: 2 }, 'msgpack']]);
+    const c = await client();
+    c.send({ op: 'sub', id: 'n', symbols: ['RS'], snapshot: false });
+    await c.next((m) => m.t === 'ack' && m['id'] === 'n', 'ack');
+    await publish([['md.sim.RS', { s: 'RS', bid: 1.5 }, 'msgpack']]);
+    const upd = await c.next((m) => m.t === 'upd' && m['s'] === 'RS', 'upd');
+    expect(upd['d']).toEqual({ bid: 1.5 });
+    expect(c.messages.filter((m) => m.t === 'snap' || m.t === 'stat')).toEqual([]);
+    // Subscribing again with a snapshot resynchronises: full state, current q.
+    c.send({ op: 'sub', id: 'r', symbols: ['RS'] });
+    const snap = await c.next((m) => m.t === 'snap' && m['s'] === 'RS', 'resync snap');
+    expect(snap).toEqual({ t: 'snap', s: 'RS', q: upd['q'], d: { bid: 1.5, ask: 2 } });
+  });
+
   it('fans one symbol out to many clients, all converging on the same state', async () => {
     const many = await Promise.all(Array.from({ length: 60 }, () => client()));
     for (const c of many) c.send({ op: 'sub', symbols: ['HOT'] });

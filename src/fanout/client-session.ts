@@ -108,9 +108,20 @@ export class ClientSession {
     this.subs.clear();
   }
 
-  /** One client frame. `data` is valid only during this call. */
+  /** One client frame. `data` is valid only during this call. Never throws. */
   onMessage(data: ArrayBuffer, isBinary: boolean): void {
     if (this.status.state !== 'open') return;
+    try {
+      this.handle(data, isBinary);
+    } catch (err) {
+      // Requests fail as values; reaching here is a bug. Keep the process up
+      // and tell the client rather than leave it waiting.
+      this.hub.log.error({ err, sid: this.sid }, 'client request handler failed');
+      this.bye('INTERNAL', 'the server failed to process a request', 1000);
+    }
+  }
+
+  private handle(data: ArrayBuffer, isBinary: boolean): void {
     const limits = this.hub.config.limits;
     if (!this.takeToken()) {
       this.reject({ code: 'LIMIT_EXCEEDED', msg: `more than ${limits.maxMessagesPerSec} messages per second` }, true);
@@ -120,14 +131,7 @@ export class ClientSession {
       this.reject({ code: 'LIMIT_EXCEEDED', msg: `message of ${data.byteLength} bytes exceeds ${limits.maxMessageBytes}` }, true);
       return;
     }
-    let req: ClientRequest | RequestError;
-    try {
-      req = decodeRequest(data, isBinary);
-    } catch (err) {
-      // decodeRequest returns errors as values; this is a last line of defence.
-      this.hub.log.error({ err, sid: this.sid }, 'client request handler failed');
-      req = { code: 'BAD_REQUEST', msg: 'request could not be processed' };
-    }
+    const req: ClientRequest | RequestError = decodeRequest(data, isBinary);
     if (isRequestError(req)) {
       this.reject(req, false);
       return;
