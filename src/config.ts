@@ -81,7 +81,8 @@ function parseFeed(raw: unknown, i: number): FeedConfig {
     if (typeof dst !== 'string' || !CANONICAL.has(dst)) {
       throw new ConfigError(`${at(`fields.${src}`)}: expected a canonical field (${CANONICAL_FIELDS.join(', ')}), got ${describe(dst)}`);
     }
-    fields[src] = dst as CanonicalField;
+    // defineProperty: a source field may be called "__proto__".
+    Object.defineProperty(fields, src, { value: dst, enumerable: true, writable: true, configurable: true });
   }
   const queue = o['queue'] ?? null;
   if (queue !== null && (typeof queue !== 'string' || queue === '')) {
@@ -103,7 +104,39 @@ convict.addFormat({
       names.add(feed.name);
     });
   },
-  coerce: (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : v),
+  coerce: (v: unknown) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      return v; // validate() then names the key and the value
+    }
+  },
+});
+
+convict.addFormat({
+  name: 'tcp-port',
+  validate(value: unknown) {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
+      throw new Error(`expected a TCP port, an integer from 0 to 65535, got ${describe(value)}`);
+    }
+  },
+  // Strict: "8080abc" stays a string and fails, where parseInt would take 8080.
+  coerce: (v: unknown) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+});
+
+const TRUE = new Set(['true', '1', 'yes', 'on']);
+const FALSE = new Set(['false', '0', 'no', 'off']);
+convict.addFormat({
+  name: 'flag',
+  validate(value: unknown) {
+    if (typeof value !== 'boolean') throw new Error(`expected true or false, got ${describe(value)}`);
+  },
+  coerce: (v: unknown) => {
+    if (typeof v !== 'string') return v;
+    const k = v.trim().toLowerCase();
+    return TRUE.has(k) ? true : FALSE.has(k) ? false : v;
+  },
 });
 
 convict.addFormat({
@@ -136,7 +169,7 @@ const schema = {
   },
   port: {
     doc: 'TCP port of the WebSocket and HTTP listener (0 picks a free port).',
-    format: 'port',
+    format: 'tcp-port',
     default: 8080,
     env: 'TICKGATE_PORT',
   },
@@ -149,7 +182,7 @@ const schema = {
     },
     pretty: {
       doc: 'Human-readable logs instead of JSON lines.',
-      format: Boolean,
+      format: 'flag',
       default: false,
       env: 'TICKGATE_LOG_PRETTY',
     },
@@ -214,7 +247,7 @@ const schema = {
   uws: {
     allowFallback: {
       doc: 'Start even when uWebSockets.js runs its slow pure-JS fallback instead of the native binary.',
-      format: Boolean,
+      format: 'flag',
       default: false,
       env: 'TICKGATE_ALLOW_UWS_FALLBACK',
     },
@@ -253,7 +286,7 @@ export interface Config {
 export interface LoadOptions {
   /** Path of a JSON config file, merged over the defaults. */
   file?: string | undefined;
-  /** Values merged last (tests, embedding). */
+  /** Values applied last, over files and environment (tests, embedding). */
   overrides?: Record<string, unknown>;
   /** Environment to read variables from; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
@@ -278,32 +311,55 @@ function readJson(path: string, what: string): Record<string, unknown> {
   }
 }
 
-function makeConfig(opts: LoadOptions) {
-  const env = opts.env ?? process.env;
-  // convict reads process.env itself; hand it the chosen environment instead.
-  const cfg = convict<Schema>(schema as never, { env: env as Record<string, string>, args: [] });
-  const defaultFile = [DEFAULT_FILE_SRC, DEFAULT_FILE].find((p) => existsSync(p));
-  if (defaultFile) cfg.load(readJson(defaultFile, 'config file'));
-  const file = opts.file ?? env['TICKGATE_CONFIG'];
-  if (file) cfg.load(readJson(file, 'config file'));
-  // Environment variables win over files; convict applies them only at construction, so re-apply.
-  for (const [key, name] of ENV_KEYS) {
-    const v = env[name];
-    if (v !== undefined && v !== '') cfg.set(key as never, v as never);
+/**
+ * Checks what convict's merge would get wrong: it merges an object given for
+ * an array key (feeds) into the default array instead of rejecting it.
+ */
+function checkShape(source: Record<string, unknown>, what: string): Record<string, unknown> {
+  const feeds = source['feeds'];
+  if (feeds !== undefined && !Array.isArray(feeds) && typeof feeds !== 'string') {
+    throw new ConfigError(`${what}: feeds: expected a non-empty array of feeds, got ${describe(feeds)}`);
   }
-  if (opts.overrides) cfg.load(opts.overrides);
-  return cfg;
+  return source;
 }
 
-const ENV_KEYS: [string, string][] = [];
-(function collect(node: Record<string, unknown>, prefix: string) {
-  for (const [k, v] of Object.entries(node)) {
-    const o = v as Record<string, unknown>;
-    if (o && typeof o === 'object' && 'default' in o) {
-      if (typeof o['env'] === 'string') ENV_KEYS.push([prefix + k, o['env']]);
-    } else collect(o, `${prefix}${k}.`);
+/** Is `path` (e.g. "nats.servers") a leaf of the schema? */
+function isLeaf(path: string): boolean {
+  let node: unknown = schema;
+  for (const k of path.split('.')) node = (node as Record<string, unknown> | undefined)?.[k];
+  return typeof node === 'object' && node !== null && 'default' in node;
+}
+
+/** Flattens nested override objects into [schema leaf path, value] pairs. */
+function leaves(o: Record<string, unknown>, prefix = ''): [string, unknown][] {
+  return Object.entries(o).flatMap(([k, v]): [string, unknown][] => {
+    const path = prefix + k;
+    if (isLeaf(path) || typeof v !== 'object' || v === null || Array.isArray(v)) return [[path, v]];
+    return leaves(v as Record<string, unknown>, `${path}.`);
+  });
+}
+
+function makeConfig(opts: LoadOptions) {
+  // An empty variable means unset, as in most shells' `VAR= cmd` habits.
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(opts.env ?? process.env)) if (v !== undefined && v !== '') env[k] = v;
+  // convict reads process.env itself; hand it the chosen environment instead.
+  // It re-applies the environment after every load(), so variables beat files.
+  const cfg = convict<Schema>(schema as never, { env, args: [] });
+  const defaultFile = [DEFAULT_FILE_SRC, DEFAULT_FILE].find((p) => existsSync(p));
+  if (defaultFile) cfg.load(checkShape(readJson(defaultFile, 'config file'), defaultFile));
+  const file = opts.file ?? env['TICKGATE_CONFIG'];
+  if (file) cfg.load(checkShape(readJson(file, 'config file'), file));
+  if (opts.overrides) {
+    checkShape(opts.overrides, 'overrides');
+    // set() does not re-apply the environment: overrides win over everything.
+    for (const [path, v] of leaves(opts.overrides)) {
+      if (!isLeaf(path)) throw new ConfigError(`overrides: ${path}: not a configuration key`);
+      cfg.set(path as never, v as never);
+    }
   }
-})(schema as unknown as Record<string, unknown>, '');
+  return cfg;
+}
 
 /**
  * Loads and validates the configuration. Throws {@link ConfigError} naming

@@ -92,10 +92,10 @@ export class Outbox {
         off += p.byteLength;
       }
       status = sink.sendFrame(scratch.subarray(0, off));
+      if (status === SendStatus.Dropped) break;
       this.counters.frames++;
       this.counters.bytes += off;
       start = end;
-      if (status === SendStatus.Dropped) break;
     }
     this.clear();
     return status;

@@ -36,14 +36,18 @@ export class FeedCounters {
 }
 
 // Ingest payloads come from our own NATS, but are still decoded defensively:
-// standard types only, no structured-clone extension (CVE-2023-52079), and
-// 64-bit integers as plain numbers.
+// no structured-clone extension (CVE-2023-52079), 64-bit integers as plain
+// numbers. msgpackr's self-describing records are accepted, so a publisher
+// using msgpackr's default packing works too.
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsType: 'number' });
+
+/** Plain decimal text: digits, optional fraction and exponent, optional surrounding blanks (no hex or binary). */
+const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
 
 function toNumber(v: unknown): number {
   if (typeof v === 'number') return v;
   // Some feeds send decimals as strings to keep their exact text.
-  if (typeof v === 'string' && v.trim() !== '') return Number(v);
+  if (typeof v === 'string' && DECIMAL.test(v)) return Number(v);
   return NaN;
 }
 
@@ -69,6 +73,11 @@ export class Normalizer {
   /** Decodes and normalizes one raw payload published on `subject`. */
   fromBytes(subject: string, data: Uint8Array): NormalizeResult {
     let obj: unknown;
+    // 0xc1 is never valid MessagePack, but msgpackr returns a marker for it.
+    if (this.feed.codec === 'msgpack' && data[0] === 0xc1) {
+      this.counters.received++;
+      return this.reject('decode');
+    }
     try {
       obj = this.decode(data);
     } catch {

@@ -7,7 +7,8 @@
  * a valid MessagePack array because an array is its header followed by its
  * encoded elements.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { decode as decodeStrict, ExtData } from '@msgpack/msgpack';
+import { Packr } from 'msgpackr';
 import { FIELD_COUNT, CANONICAL_FIELDS } from './fields.js';
 import type { ClientRequest, RequestError, RequestId } from './messages.js';
 
@@ -66,9 +67,10 @@ export function writeArrayHeader(buf: Uint8Array, offset: number, n: number): nu
 /** Largest array header, in bytes. */
 export const MAX_ARRAY_HEADER = 5;
 
-// Client input is hostile until proven otherwise: no structured-clone
-// extension (CVE-2023-52079), no records; deep nesting throws and is caught.
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsType: 'number' });
+// Client input is hostile until proven otherwise, and small: it is decoded
+// by a strict standard decoder (no msgpackr records or structured-clone
+// extension, CVE-2023-52079; rejects "__proto__" keys; 0xc1 is an error).
+// Extensions come back as ExtData objects, which no request field accepts.
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function requestId(v: unknown): RequestId | undefined {
@@ -90,11 +92,11 @@ export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientReque
   let msg: unknown;
   try {
     const bytes = new Uint8Array(data);
-    msg = isBinary ? unpackr.unpack(bytes) : JSON.parse(utf8.decode(bytes));
+    msg = isBinary ? decodeStrict(bytes) : JSON.parse(utf8.decode(bytes));
   } catch {
     return fail('BAD_REQUEST', isBinary ? 'frame is not valid MessagePack' : 'frame is not valid UTF-8 JSON', undefined);
   }
-  if (typeof msg !== 'object' || msg === null || Array.isArray(msg) || msg instanceof Uint8Array) {
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg) || msg instanceof Uint8Array || msg instanceof ExtData) {
     return fail('BAD_REQUEST', 'message must be a map with a string key "op"', undefined);
   }
   const m = msg as Record<string, unknown>;
@@ -120,8 +122,11 @@ export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientReque
     }
     case 'ping': {
       // Echo only scalars: the reply must not carry arbitrary client structures.
-      const ts = m['ts'];
-      return withId({ op, ts: typeof ts === 'number' || (typeof ts === 'string' && ts.length <= 64) ? ts : undefined });
+      const ts = m['ts'] ?? undefined;
+      if (ts !== undefined && !Number.isFinite(ts) && !(typeof ts === 'string' && ts.length <= 64)) {
+        return fail('BAD_REQUEST', 'ping: "ts" must be a finite number or a string of up to 64 characters', id);
+      }
+      return withId({ op, ts });
     }
     case 'symbols': {
       const prefix = m['prefix'] ?? '';

@@ -1,0 +1,349 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, printableConfig, type FeedConfig } from './config.js';
+
+let dir = '';
+let fileCount = 0;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tickgate-config-'));
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes a config file (an object as JSON, or raw text) and returns its path. */
+function file(content: unknown): string {
+  const path = join(dir, `config-${++fileCount}.json`);
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
+  return path;
+}
+
+/** Loads with the given file or environment only; never reads process.env. */
+function load(opts: { file?: unknown; env?: Record<string, string> } = {}) {
+  return loadConfig({ env: opts.env ?? {}, ...(opts.file !== undefined ? { file: file(opts.file) } : {}) });
+}
+
+/** The ConfigError thrown by `fn`; fails when it does not throw one. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).name).toBe('ConfigError');
+    return err as ConfigError;
+  }
+  throw new Error('expected a ConfigError, nothing was thrown');
+}
+
+function expectMessage(err: ConfigError, ...parts: string[]): void {
+  for (const p of parts) expect(err.message).toContain(p);
+}
+
+const SIM_FEED: FeedConfig = {
+  name: 'sim',
+  subject: 'md.sim.>',
+  codec: 'msgpack',
+  symbolField: 's',
+  symbolToken: null,
+  fields: {},
+  queue: null,
+};
+
+/** The example configuration of the README: a msgpack feed and a json feed with renamed fields. */
+const README_EXAMPLE = {
+  port: 8080,
+  nats: { servers: ['nats://127.0.0.1:4222'] },
+  feeds: [
+    { name: 'crypto', subject: 'md.crypto.>', codec: 'msgpack', symbolField: 's' },
+    { name: 'fx', subject: 'quotes.fx.>', codec: 'json', symbolField: 'pair', fields: { b: 'bid', a: 'ask', px: 'last' } },
+  ],
+};
+
+describe('loadConfig defaults', () => {
+  it('gives every key its default', () => {
+    const cfg = load();
+    expect(cfg.host).toBe('127.0.0.1');
+    expect(cfg.port).toBe(8080);
+    expect(cfg.log).toEqual({ level: 'info', pretty: false });
+    expect(cfg.nats).toEqual({
+      servers: [],
+      name: 'tickgate',
+      user: '',
+      pass: '',
+      token: '',
+      reconnectWaitMs: 1000,
+      connectTimeoutMs: 5000,
+    });
+    expect(cfg.feeds).toEqual([SIM_FEED]);
+    expect(cfg.embedded).toEqual({ symbols: 500, ticksPerSec: 2000, seed: 1 });
+    expect(cfg.ws).toEqual({ heartbeatMs: 5000, idleTimeoutSec: 120, maxFrameBytes: 256 * 1024, maxBufferedBytes: 16 * 1024 * 1024 });
+    expect(cfg.limits).toEqual({ maxSymbolsPerClient: 2000, maxMessageBytes: 64 * 1024, maxMessagesPerSec: 100, maxViolations: 20, maxListSymbols: 1000 });
+    expect(cfg.uws).toEqual({ allowFallback: false });
+  });
+
+  it('returns independent objects on each load', () => {
+    const a = load();
+    a.feeds[0]!.name = 'changed';
+    a.nats.servers.push('nats://x:1');
+    const b = load();
+    expect(b.feeds).toEqual([SIM_FEED]);
+    expect(b.nats.servers).toEqual([]);
+  });
+});
+
+describe('loadConfig sources', () => {
+  it('reads a config file', () => {
+    const cfg = load({ file: { host: '0.0.0.0', port: 9100, log: { level: 'warn' }, ws: { maxFrameBytes: 65536 } } });
+    expect(cfg.host).toBe('0.0.0.0');
+    expect(cfg.port).toBe(9100);
+    expect(cfg.log.level).toBe('warn');
+    expect(cfg.ws.maxFrameBytes).toBe(65536);
+    // Keys the file does not set keep their defaults.
+    expect(cfg.ws.heartbeatMs).toBe(5000);
+    expect(cfg.log.pretty).toBe(false);
+  });
+
+  it('reads the file named by TICKGATE_CONFIG', () => {
+    expect(loadConfig({ env: { TICKGATE_CONFIG: file({ port: 9200 }) } }).port).toBe(9200);
+  });
+
+  it('prefers the file option to TICKGATE_CONFIG', () => {
+    const cfg = loadConfig({ file: file({ port: 9300 }), env: { TICKGATE_CONFIG: file({ port: 9200 }) } });
+    expect(cfg.port).toBe(9300);
+  });
+
+  it('reads environment variables', () => {
+    const cfg = load({
+      env: {
+        TICKGATE_PORT: '9001',
+        TICKGATE_HOST: '0.0.0.0',
+        TICKGATE_NATS_SERVERS: 'nats://a.example:4222, tls://b.example:4223,,',
+        TICKGATE_LOG_LEVEL: 'debug',
+      },
+    });
+    expect(cfg.port).toBe(9001);
+    expect(cfg.host).toBe('0.0.0.0');
+    expect(cfg.nats.servers).toEqual(['nats://a.example:4222', 'tls://b.example:4223']);
+    expect(cfg.log.level).toBe('debug');
+  });
+
+  it('accepts a single NATS server and host:port form', () => {
+    expect(load({ env: { TICKGATE_NATS_SERVERS: 'nats://127.0.0.1:4222' } }).nats.servers).toEqual(['nats://127.0.0.1:4222']);
+    expect(load({ env: { TICKGATE_NATS_SERVERS: 'localhost:4222' } }).nats.servers).toEqual(['localhost:4222']);
+  });
+
+  it('lets environment variables win over the file', () => {
+    const cfg = load({
+      file: { host: '10.1.2.3', port: 7000, log: { level: 'error' }, nats: { servers: ['nats://file:4222'] } },
+      env: { TICKGATE_PORT: '9001', TICKGATE_NATS_SERVERS: 'nats://env:4222' },
+    });
+    expect(cfg.port).toBe(9001);
+    expect(cfg.nats.servers).toEqual(['nats://env:4222']);
+    // Keys without an env var come from the file.
+    expect(cfg.host).toBe('10.1.2.3');
+    expect(cfg.log.level).toBe('error');
+  });
+
+  it('applies overrides over the file', () => {
+    const cfg = loadConfig({ env: {}, file: file({ port: 7000, ws: { heartbeatMs: 900 } }), overrides: { port: 0, ws: { heartbeatMs: 250 } } });
+    expect(cfg.port).toBe(0);
+    expect(cfg.ws.heartbeatMs).toBe(250);
+  });
+
+  // convict re-imports the environment after every load(); overrides are
+  // set afterwards so a test asking for port 0 gets it whatever TICKGATE_PORT says.
+  it('applies overrides over environment variables', () => {
+    const cfg = loadConfig({ env: { TICKGATE_PORT: '9001' }, overrides: { port: 0 } });
+    expect(cfg.port).toBe(0);
+  });
+
+  it('loads the README example', () => {
+    const cfg = load({ file: README_EXAMPLE });
+    expect(cfg.nats.servers).toEqual(['nats://127.0.0.1:4222']);
+    expect(cfg.feeds).toEqual<FeedConfig[]>([
+      { name: 'crypto', subject: 'md.crypto.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null },
+      {
+        name: 'fx',
+        subject: 'quotes.fx.>',
+        codec: 'json',
+        symbolField: 'pair',
+        symbolToken: null,
+        fields: { b: 'bid', a: 'ask', px: 'last' },
+        queue: null,
+      },
+    ]);
+  });
+
+  it('fills feed defaults from the name', () => {
+    const cfg = load({ file: { feeds: [{ name: 'eq' }, { name: 'fx', symbolToken: -1, queue: 'gw' }] } });
+    expect(cfg.feeds).toEqual<FeedConfig[]>([
+      { name: 'eq', subject: 'md.eq.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null },
+      { name: 'fx', subject: 'md.fx.>', codec: 'msgpack', symbolField: 's', symbolToken: -1, fields: {}, queue: 'gw' },
+    ]);
+  });
+});
+
+describe('loadConfig errors', () => {
+  it('rejects a port out of range, naming the key and the value', () => {
+    expectMessage(configError(() => load({ env: { TICKGATE_PORT: '99999' } })), 'port', '99999');
+    expectMessage(configError(() => load({ file: { port: 70000 } })), 'port', '70000');
+    expectMessage(configError(() => load({ file: { port: -1 } })), 'port', '-1');
+    expectMessage(configError(() => load({ file: { port: 80.5 } })), 'port', '80.5');
+  });
+
+  // A non-numeric port is reported with the text that produced it.
+  it('names a non-numeric port from the environment', () => {
+    expectMessage(configError(() => load({ env: { TICKGATE_PORT: 'http' } })), 'port', 'http');
+  });
+
+  it('rejects an unknown log level, naming the key and the value', () => {
+    expectMessage(configError(() => load({ env: { TICKGATE_LOG_LEVEL: 'loud' } })), 'log.level', 'loud');
+    expectMessage(configError(() => load({ file: { log: { level: 'verbose' } } })), 'log.level', 'verbose');
+  });
+
+  it('rejects unknown keys, naming them', () => {
+    expectMessage(configError(() => load({ file: { colour: 'blue' } })), 'colour');
+    expectMessage(configError(() => load({ file: { ws: { maxFrameByte: 4096 } } })), 'ws.maxFrameByte');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', symbol: 'x' }] } })), 'feeds[0].symbol');
+  });
+
+  it('rejects feeds that are not a non-empty array', () => {
+    expectMessage(configError(() => load({ file: { feeds: 5 } })), 'feeds', '5');
+    expectMessage(configError(() => load({ file: { feeds: null } })), 'feeds', 'null');
+    expectMessage(configError(() => load({ file: { feeds: [] } })), 'feeds', '[]');
+  });
+
+  // convict would merge an object into the default feed list as a stray
+  // property and start on the default feed; it must be rejected instead.
+  it('rejects feeds given as an object', () => {
+    expectMessage(configError(() => load({ file: { feeds: { name: 'eq', codec: 'json' } } })), 'feeds', '"eq"');
+  });
+
+  // A string that is not JSON still gets a message naming the key.
+  it('names the key when feeds is a string that is not JSON', () => {
+    expectMessage(configError(() => load({ file: { feeds: 'eq,fx' } })), 'feeds', 'eq,fx');
+  });
+
+  it('rejects a feed that is not an object', () => {
+    expectMessage(configError(() => load({ file: { feeds: ['eq'] } })), 'feeds[0]', '"eq"');
+  });
+
+  it('rejects a feed without a valid name', () => {
+    expectMessage(configError(() => load({ file: { feeds: [{ codec: 'json' }] } })), 'feeds[0].name', 'undefined');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'ok' }, { name: 'has space' }] } })), 'feeds[1].name', '"has space"');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'x'.repeat(33) }] } })), 'feeds[0].name', 'x'.repeat(33));
+  });
+
+  it('rejects duplicate feed names', () => {
+    const err = configError(() => load({ file: { feeds: [{ name: 'a' }, { name: 'b' }, { name: 'a' }] } }));
+    expectMessage(err, 'feeds[2].name', 'duplicate', '"a"');
+  });
+
+  it('rejects an unknown codec', () => {
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', codec: 'xml' }] } })), 'feeds[0].codec', '"xml"');
+  });
+
+  it('rejects a rename to a non-canonical field', () => {
+    const err = configError(() => load({ file: { feeds: [{ name: 'fx', fields: { b: 'bid', a: 'offer' } }] } }));
+    expectMessage(err, 'feeds[0].fields.a', '"offer"');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'fx', fields: { b: 1 } }] } })), 'feeds[0].fields.b', '1');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'fx', fields: ['bid'] }] } })), 'feeds[0].fields', '["bid"]');
+  });
+
+  it('rejects a non-integer symbolToken', () => {
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', symbolToken: 1.5 }] } })), 'feeds[0].symbolToken', '1.5');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', symbolToken: '2' }] } })), 'feeds[0].symbolToken', '"2"');
+  });
+
+  it('rejects a bad subject, symbolField or queue', () => {
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', subject: 'md..x' }] } })), 'feeds[0].subject', '"md..x"');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', subject: 'md a' }] } })), 'feeds[0].subject', '"md a"');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', symbolField: '' }] } })), 'feeds[0].symbolField', '""');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', queue: '' }] } })), 'feeds[0].queue', '""');
+  });
+
+  it('rejects a bad NATS URL', () => {
+    expectMessage(configError(() => load({ env: { TICKGATE_NATS_SERVERS: 'http://127.0.0.1:4222' } })), 'nats.servers', 'http://127.0.0.1:4222');
+    expectMessage(
+      configError(() => load({ file: { nats: { servers: ['nats://ok:4222', 'not a url'] } } })),
+      'nats.servers',
+      'not a url',
+    );
+    expectMessage(configError(() => load({ file: { nats: { servers: [4222] } } })), 'nats.servers', '4222');
+  });
+
+  it('accepts a comma-separated server string in a file as a list', () => {
+    expect(load({ file: { nats: { servers: 'nats://a:4222,nats://b:4222' } } }).nats.servers).toEqual(['nats://a:4222', 'nats://b:4222']);
+  });
+
+  it('rejects numbers out of their range', () => {
+    expectMessage(configError(() => load({ file: { ws: { maxFrameBytes: 100 } } })), 'ws.maxFrameBytes', '100');
+    expectMessage(configError(() => load({ file: { embedded: { seed: -1 } } })), 'embedded.seed', '-1');
+  });
+
+  it('rejects a file that is not valid JSON, naming the file', () => {
+    const path = file('{ "port": 80, }');
+    const err = configError(() => loadConfig({ env: {}, file: path }));
+    expectMessage(err, path, 'invalid JSON');
+    expect(err.cause).toBeInstanceOf(SyntaxError);
+  });
+
+  it('rejects a file whose top level is not an object', () => {
+    const path = file('[{"port": 80}]');
+    expectMessage(configError(() => loadConfig({ env: {}, file: path })), path, 'object');
+  });
+
+  it('rejects a missing file, naming it', () => {
+    const path = join(dir, 'does-not-exist.json');
+    const err = configError(() => loadConfig({ env: {}, file: path }));
+    expectMessage(err, path, 'cannot be read');
+    expect((err.cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+    expectMessage(configError(() => loadConfig({ env: { TICKGATE_CONFIG: path } })), path);
+  });
+
+  // Empty means unset, as with `TICKGATE_PORT=${PORT}` in a compose file.
+  it('treats an empty environment variable as unset', () => {
+    const cfg = load({ env: { TICKGATE_PORT: '', TICKGATE_LOG_LEVEL: '', TICKGATE_HOST: '' } });
+    expect(cfg.port).toBe(8080);
+    expect(cfg.log.level).toBe('info');
+    expect(cfg.host).toBe('127.0.0.1');
+  });
+});
+
+describe('printableConfig', () => {
+  it('redacts the NATS password and token', () => {
+    const text = printableConfig({
+      env: { TICKGATE_NATS_USER: 'gateway', TICKGATE_NATS_PASS: 'pa55-Secret-xyz', TICKGATE_NATS_TOKEN: 'tok-Secret-123' },
+    });
+    expect(text).not.toContain('pa55-Secret-xyz');
+    expect(text).not.toContain('tok-Secret-123');
+    const parsed = JSON.parse(text) as { nats: { user: string; pass: string; token: string } };
+    expect(parsed.nats.pass).toBe('[redacted]');
+    expect(parsed.nats.token).toBe('[redacted]');
+    expect(parsed.nats.user).toBe('gateway');
+  });
+
+  it('redacts secrets given in a file and leaves the loaded config untouched', () => {
+    const path = file({ nats: { pass: 'from-file-pass', token: 'from-file-token' } });
+    const text = printableConfig({ env: {}, file: path });
+    expect(text).not.toContain('from-file-pass');
+    expect(text).not.toContain('from-file-token');
+    expect(loadConfig({ env: {}, file: path }).nats.pass).toBe('from-file-pass');
+  });
+
+  it('prints the effective configuration as JSON, empty secrets as they are', () => {
+    const parsed = JSON.parse(printableConfig({ env: { TICKGATE_PORT: '9005' } })) as ReturnType<typeof loadConfig>;
+    expect(parsed.port).toBe(9005);
+    expect(parsed.feeds).toEqual([SIM_FEED]);
+    expect(parsed.nats.pass).toBe('');
+    expect(parsed.nats.token).toBe('');
+  });
+
+  it('fails like loadConfig on invalid configuration', () => {
+    expectMessage(configError(() => printableConfig({ env: { TICKGATE_LOG_LEVEL: 'loud' } })), 'log.level');
+  });
+});
