@@ -80,7 +80,15 @@ describe('loadConfig defaults', () => {
     });
     expect(cfg.feeds).toEqual([SIM_FEED]);
     expect(cfg.embedded).toEqual({ symbols: 500, ticksPerSec: 2000, seed: 1 });
-    expect(cfg.ws).toEqual({ heartbeatMs: 5000, idleTimeoutSec: 120, maxFrameBytes: 256 * 1024, maxBufferedBytes: 16 * 1024 * 1024 });
+    expect(cfg.ws).toEqual({ heartbeatMs: 5000, idleTimeoutSec: 120, maxFrameBytes: 256 * 1024 });
+    expect(cfg.backpressure).toEqual({
+      highWaterBytes: 512 * 1024,
+      lowWaterBytes: 128 * 1024,
+      maxBufferedBytes: 16 * 1024 * 1024,
+      slowConsumerMs: 15_000,
+      retryMs: 5000,
+    });
+    expect(cfg.throttle).toEqual({ minMs: 50, maxMs: 60_000 });
     expect(cfg.limits).toEqual({ maxSymbolsPerClient: 2000, maxMessageBytes: 64 * 1024, maxMessagesPerSec: 100, maxViolations: 20, maxListSymbols: 1000 });
     expect(cfg.uws).toEqual({ allowFallback: false });
   });
@@ -311,6 +319,18 @@ describe('loadConfig errors', () => {
     expect(cfg.port).toBe(8080);
     expect(cfg.log.level).toBe('info');
     expect(cfg.host).toBe('127.0.0.1');
+  });
+});
+
+describe('cross-key checks', () => {
+  it('requires low water < high water < hard limit, and throttle min <= max', () => {
+    expectMessage(configError(() => load({ file: { backpressure: { lowWaterBytes: 600_000 } } })), 'backpressure.lowWaterBytes', '600000');
+    expectMessage(
+      configError(() => load({ file: { backpressure: { highWaterBytes: 20_000_000 } } })),
+      'backpressure.highWaterBytes',
+      '20000000',
+    );
+    expectMessage(configError(() => load({ file: { throttle: { minMs: 500, maxMs: 100 } } })), 'throttle.minMs', '500');
   });
 });
 

@@ -227,10 +227,44 @@ const schema = {
       format: intIn(4096, 16 * 1024 * 1024),
       default: 256 * 1024,
     },
+  },
+  backpressure: {
+    highWaterBytes: {
+      doc: 'A client whose socket buffers at least this many bytes stops receiving updates one by one: they are conflated per symbol.',
+      format: intIn(1024, 1024 * 1024 * 1024),
+      default: 512 * 1024,
+    },
+    lowWaterBytes: {
+      doc: 'A conflating client whose buffer drains below this gets its merged updates and resumes normal delivery.',
+      format: intIn(0, 1024 * 1024 * 1024),
+      default: 128 * 1024,
+    },
     maxBufferedBytes: {
-      doc: 'A client whose socket buffers more than this is closed with bye SLOW_CONSUMER.',
+      doc: 'Hard limit: a client whose socket buffers more is closed at once with bye SLOW_CONSUMER.',
       format: intIn(64 * 1024, 1024 * 1024 * 1024),
       default: 16 * 1024 * 1024,
+    },
+    slowConsumerMs: {
+      doc: 'A client that stays above the high water mark this long is closed with bye SLOW_CONSUMER (0: never for time alone).',
+      format: intIn(0, 3_600_000),
+      default: 15_000,
+    },
+    retryMs: {
+      doc: 'retryMs sent in bye SLOW_CONSUMER: how long the client should wait before reconnecting.',
+      format: intIn(0, 3_600_000),
+      default: 5000,
+    },
+  },
+  throttle: {
+    minMs: {
+      doc: 'Smallest throttleMs a subscription may ask for; smaller values are raised to it.',
+      format: intIn(1, 3_600_000),
+      default: 50,
+    },
+    maxMs: {
+      doc: 'Largest throttleMs a subscription may ask for; larger values are lowered to it.',
+      format: intIn(1, 3_600_000),
+      default: 60_000,
     },
   },
   limits: {
@@ -272,7 +306,15 @@ export interface Config {
   };
   feeds: FeedConfig[];
   embedded: { symbols: number; ticksPerSec: number; seed: number };
-  ws: { heartbeatMs: number; idleTimeoutSec: number; maxFrameBytes: number; maxBufferedBytes: number };
+  ws: { heartbeatMs: number; idleTimeoutSec: number; maxFrameBytes: number };
+  backpressure: {
+    highWaterBytes: number;
+    lowWaterBytes: number;
+    maxBufferedBytes: number;
+    slowConsumerMs: number;
+    retryMs: number;
+  };
+  throttle: { minMs: number; maxMs: number };
   limits: {
     maxSymbolsPerClient: number;
     maxMessageBytes: number;
@@ -375,6 +417,16 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`, { cause: err });
   }
   const raw = cfg.getProperties() as unknown as Config & { feeds: unknown[] };
+  const bp = raw.backpressure;
+  if (bp.lowWaterBytes >= bp.highWaterBytes) {
+    throw new ConfigError(`backpressure.lowWaterBytes: expected less than backpressure.highWaterBytes (${bp.highWaterBytes}), got ${bp.lowWaterBytes}`);
+  }
+  if (bp.highWaterBytes >= bp.maxBufferedBytes) {
+    throw new ConfigError(`backpressure.highWaterBytes: expected less than backpressure.maxBufferedBytes (${bp.maxBufferedBytes}), got ${bp.highWaterBytes}`);
+  }
+  if (raw.throttle.minMs > raw.throttle.maxMs) {
+    throw new ConfigError(`throttle.minMs: expected at most throttle.maxMs (${raw.throttle.maxMs}), got ${raw.throttle.minMs}`);
+  }
   return { ...raw, feeds: raw.feeds.map((f, i) => parseFeed(f, i)) };
 }
 

@@ -39,7 +39,7 @@ export class Gateway {
       maxMessageBytes: config.limits.maxMessageBytes,
       idleTimeoutSec: config.ws.idleTimeoutSec,
       // Above the session's own limit, so the session decides and says bye first.
-      maxBackpressureBytes: config.ws.maxBufferedBytes * 2,
+      maxBackpressureBytes: config.backpressure.maxBufferedBytes * 2,
       openSession: (socket) => this.hub.openSession(socket),
       routes: {
         '/healthz': () => ({ status: 200, type: 'application/json', body: '{"status":"ok"}\n' }),

@@ -3,7 +3,8 @@
  * that own them; metrics read those numbers in collect(), at scrape time, so
  * a tick pays nothing for being observed.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import type { PlainHistogram } from './histogram.js';
 import type { FeedSource } from './feed/feed-source.js';
 import type { Hub } from './fanout/hub.js';
 
@@ -37,6 +38,30 @@ function readGauge(registry: Registry, name: string, help: string, labelNames: s
       for (const [labels, v] of read()) this.set(labels, v);
     },
   });
+}
+
+/** Exposes a {@link PlainHistogram} as a Prometheus histogram, read at scrape time. */
+function readHistogram(registry: Registry, name: string, help: string, h: PlainHistogram): void {
+  const full = METRIC_PREFIX + name;
+  const metric = {
+    name: full,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get() {
+      const cum = h.cumulative();
+      const values = h.bounds.map((le, i) => ({ metricName: `${full}_bucket`, labels: { le }, value: cum[i]! }));
+      values.push({ metricName: `${full}_bucket`, labels: { le: '+Inf' as unknown as number }, value: cum[cum.length - 1]! });
+      return {
+        name: full,
+        help,
+        type: 'histogram',
+        aggregator: 'sum',
+        values: [...values, { metricName: `${full}_sum`, labels: {}, value: h.sum }, { metricName: `${full}_count`, labels: {}, value: h.count }],
+      };
+    },
+  };
+  registry.registerMetric(metric as unknown as Metric);
 }
 
 function entries<K extends string>(o: Record<K, number>, label: string): Sample[] {
@@ -78,6 +103,11 @@ export function createMetrics(hub: Hub, source: FeedSource, connections: () => n
   readCounter(r, 'frames_sent_total', 'WebSocket frames sent to clients.', [], () => [[{}, hub.counters.frames]]);
   readCounter(r, 'sent_bytes_total', 'Bytes of WebSocket frame payloads sent to clients.', [], () => [[{}, hub.counters.bytes]]);
   readCounter(r, 'send_dropped_total', 'Frames the socket refused (buffer limit hit).', [], () => [[{}, hub.counters.sendDropped]]);
+  readCounter(r, 'conflated_updates_total', 'Per-client updates merged into a later one instead of sent, by reason (backpressure or throttle).', ['reason'], () =>
+    entries(hub.counters.conflated, 'reason'),
+  );
+  readGauge(r, 'clients_conflating', 'Clients above their high water mark now (updates merged per symbol).', [], () => [[{}, hub.counters.conflatingNow]]);
+  readHistogram(r, 'client_buffered_bytes', 'Bytes buffered in client sockets, sampled per client a few times a second.', hub.bufferedBytes);
   readCounter(r, 'client_messages_rejected_total', 'Client messages answered with err, by code.', ['code'], () => entries(hub.counters.rejected, 'code'));
   return r;
 }

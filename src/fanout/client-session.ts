@@ -1,7 +1,17 @@
 /**
- * Client session: one WebSocket client. Owns its subscriptions, its outbox
- * and its limits; answers its requests. Everything a client sends is handled
- * here and nothing it sends can throw out of a handler.
+ * Client session: one WebSocket client. Owns its subscriptions, its outbox,
+ * its backpressure state and its limits; answers its requests. Everything a
+ * client sends is handled here and nothing it sends can throw out of a
+ * handler.
+ *
+ * Backpressure is an explicit state. Below the high water mark every update
+ * is queued as shared bytes. At or above it the session is `conflating`:
+ * updates are merged per symbol into the subscription's pending delta
+ * instead (memory: constant per subscribed symbol). When the socket drains
+ * below the low water mark the pending deltas go out as one `upd` per symbol
+ * with `n` = ticks merged, and normal delivery resumes. A client that stays
+ * above the mark too long, or buffers past the hard limit, gets `bye
+ * SLOW_CONSUMER`.
  */
 import { decodeRequest, encode, isRequestError } from '../protocol/codec.js';
 import { isValidSymbol } from '../protocol/fields.js';
@@ -13,7 +23,7 @@ import {
   type RequestError,
 } from '../protocol/messages.js';
 import { Outbox, SendStatus, type FrameSink } from './outbox.js';
-import { Subscription } from './subscription-index.js';
+import { Subscription, type ConflationReason } from './subscription-index.js';
 import type { Hub } from './hub.js';
 
 /** What a session needs from its transport connection. */
@@ -37,6 +47,16 @@ export class ClientSession {
   status: SessionStatus = { state: 'open' };
   /** Wall-clock ms of the last frame sent; drives heartbeats. */
   lastSentAt: number;
+  /** Wall-clock ms of the last hb sent. */
+  lastHbAt = 0;
+  /** Above the high water mark: updates are merged per symbol, not queued. */
+  conflating = false;
+  /** When `conflating` last became true. */
+  conflatingSince = 0;
+  /** Ticks merged away for this client since its last hb (reported in hb). */
+  conflatedSinceHb = 0;
+  /** Subscriptions with a pending delta held back by backpressure. */
+  private pending: Subscription[] = [];
   private tokens: number;
   private tokensAt: number;
   private violations = 0;
@@ -76,10 +96,112 @@ export class ClientSession {
       socket.close(CLOSE_CODE[this.status.code], this.status.code);
       return;
     }
-    if (status === SendStatus.Dropped || socket.bufferedAmount() > this.hub.config.ws.maxBufferedBytes) {
-      this.hub.counters.sendDropped += status === SendStatus.Dropped ? 1 : 0;
-      this.bye('SLOW_CONSUMER', 'client did not read fast enough; buffered data exceeded the limit', 1000);
+    const bp = this.hub.config.backpressure;
+    const buffered = socket.bufferedAmount();
+    if (status === SendStatus.Dropped || buffered > bp.maxBufferedBytes) {
+      if (status === SendStatus.Dropped) this.hub.counters.sendDropped++;
+      this.bye('SLOW_CONSUMER', `client fell ${buffered} bytes behind (limit ${bp.maxBufferedBytes})`, bp.retryMs);
+    } else if (!this.conflating && buffered >= bp.highWaterBytes) {
+      this.conflating = true;
+      this.conflatingSince = this.hub.now;
+      this.hub.counters.conflatingNow++;
     }
+  }
+
+  /** The socket drained some of its buffer (uWS `drain`). */
+  onDrain(): void {
+    if (this.conflating && this.socket !== null && this.socket.bufferedAmount() < this.hub.config.backpressure.lowWaterBytes) {
+      this.resume();
+    }
+  }
+
+  /**
+   * Periodic check (a few times a second): resume a conflating client that
+   * drained without a drain event, close one conflating for too long, and
+   * send hb when idle or when the client has had updates merged away.
+   */
+  sweep(now: number): void {
+    if (this.status.state !== 'open' || this.socket === null) return;
+    const bp = this.hub.config.backpressure;
+    const buffered = this.socket.bufferedAmount();
+    this.hub.bufferedBytes.record(buffered);
+    if (this.conflating) {
+      if (buffered < bp.lowWaterBytes) {
+        this.resume();
+      } else if (bp.slowConsumerMs > 0 && now - this.conflatingSince > bp.slowConsumerMs) {
+        this.bye('SLOW_CONSUMER', `client stayed ${buffered} bytes behind for over ${bp.slowConsumerMs} ms`, bp.retryMs);
+        return;
+      }
+    }
+    const hbMs = this.hub.config.ws.heartbeatMs;
+    if ((now - this.lastSentAt >= hbMs && this.outbox.length === 0) || (this.conflatedSinceHb > 0 && now - this.lastHbAt >= hbMs)) {
+      this.push('hb', encode({ t: 'hb', ts: now, buf: buffered, cf: this.conflatedSinceHb }));
+      this.conflatedSinceHb = 0;
+      this.lastHbAt = now;
+    }
+  }
+
+  /**
+   * Holds one tick's changed fields (`mask`) back for `sub` instead of
+   * sending them: merged into its pending delta, sent later by resume() or
+   * the throttle wheel.
+   */
+  hold(sub: Subscription, mask: number): void {
+    sub.pendingMask |= mask;
+    if (sub.pendingN++ === 0) sub.pendingReason = this.conflating ? 'backpressure' : 'throttle';
+    if (sub.queued) return;
+    sub.queued = true;
+    if (this.conflating || sub.throttleMs === 0) this.pending.push(sub);
+    else this.hub.throttle.schedule(sub, this.hub.now);
+  }
+
+  /** The throttle wheel says `sub` is due. */
+  throttleDue(sub: Subscription): void {
+    if (this.conflating && sub.active) {
+      this.pending.push(sub); // still queued; resume() sends it
+      return;
+    }
+    sub.queued = false;
+    this.deliver(sub);
+  }
+
+  /** Leaves conflation: sends every pending delta, in as few frames as the outbox makes. */
+  private resume(): void {
+    this.conflating = false;
+    this.hub.counters.conflatingNow--;
+    const list = this.pending;
+    this.pending = [];
+    const now = this.hub.now;
+    for (const sub of list) {
+      // A throttled subscription keeps its rhythm: back to the wheel.
+      if (sub.active && sub.throttleMs > 0 && !sub.needsSnap) this.hub.throttle.schedule(sub, now);
+      else {
+        sub.queued = false;
+        this.deliver(sub);
+      }
+    }
+  }
+
+  /** Sends a subscription's pending delta (or deferred snap) as one message. */
+  private deliver(sub: Subscription): void {
+    if (!sub.active || (sub.pendingN === 0 && !sub.needsSnap)) return;
+    const st = this.hub.store.get(sub.symbol);
+    if (st === undefined || st.q === 0) return; // still unknown: the first tick brings the snap
+    if (sub.needsSnap) {
+      sub.needsSnap = false;
+      this.push('snap', this.hub.snapOf(st));
+    } else {
+      this.push('upd', this.hub.mergedUpdOf(st, sub.pendingMask, sub.pendingN));
+    }
+    this.countMerged(sub.pendingReason, sub.pendingN - 1);
+    sub.pendingMask = 0;
+    sub.pendingN = 0;
+  }
+
+  private countMerged(reason: ConflationReason, n: number): void {
+    if (n <= 0) return;
+    this.hub.counters.conflated[reason] += n;
+    this.conflatedSinceHb += n;
   }
 
   /**
@@ -96,6 +218,9 @@ export class ClientSession {
 
   /** The transport closed the connection (either side). */
   onClose(): void {
+    if (this.conflating) this.hub.counters.conflatingNow--;
+    this.conflating = false;
+    this.pending = [];
     this.status = { state: 'closed' };
     this.socket = null;
     this.outbox.clear();
@@ -104,7 +229,10 @@ export class ClientSession {
   }
 
   private dropSubscriptions(): void {
-    for (const sub of this.subs.values()) this.hub.index.remove(sub);
+    for (const sub of this.subs.values()) {
+      sub.active = false;
+      this.hub.index.remove(sub);
+    }
     this.subs.clear();
   }
 
@@ -138,7 +266,7 @@ export class ClientSession {
     }
     switch (req.op) {
       case 'sub':
-        this.subscribe(req.symbols, req.snapshot, req.id);
+        this.subscribe(req.symbols, req.snapshot, req.throttleMs, req.id);
         break;
       case 'unsub':
         this.unsubscribe(req.symbols, req.id);
@@ -155,11 +283,14 @@ export class ClientSession {
     }
   }
 
-  private subscribe(symbols: unknown[], snapshot: boolean, id: ClientRequest['id']): void {
+  private subscribe(symbols: unknown[], snapshot: boolean, throttleMs: number, id: ClientRequest['id']): void {
     const ok: string[] = [];
     const err: AckError[] = [];
     const accepted: Subscription[] = [];
     const max = this.hub.config.limits.maxSymbolsPerClient;
+    const th = this.hub.config.throttle;
+    // Bounded by configuration rather than refused: the ack says what applies.
+    const throttle = throttleMs === 0 ? 0 : Math.min(th.maxMs, Math.max(th.minMs, throttleMs));
     let overLimit = false;
     for (const s of symbols) {
       if (!isValidSymbol(s)) {
@@ -177,21 +308,33 @@ export class ClientSession {
         this.subs.set(s, sub);
         this.hub.index.add(sub);
       }
+      sub.throttleMs = throttle;
       ok.push(s);
       accepted.push(sub);
     }
     if (overLimit) this.violation();
-    this.push('ack', encode({ t: 'ack', id, op: 'sub', ok, err }));
+    this.push('ack', encode({ t: 'ack', id, op: 'sub', ok, err, throttleMs: throttle === 0 ? undefined : throttle }));
     for (const sub of accepted) {
       const st = this.hub.store.get(sub.symbol);
       if (!snapshot) {
         sub.needsSnap = false;
-      } else if (st !== undefined && st.q > 0) {
-        sub.needsSnap = false;
-        this.push('snap', this.hub.snapOf(st));
-      } else {
+      } else if (st === undefined || st.q === 0) {
         sub.needsSnap = true;
         this.push('stat', encode({ t: 'stat', s: sub.symbol, st: 'unknown' }));
+      } else if (this.conflating) {
+        // Behind already: the snap waits with the other held-back data.
+        sub.needsSnap = true;
+        if (!sub.queued) {
+          sub.queued = true;
+          this.pending.push(sub);
+        }
+      } else {
+        // The snap supersedes any pending delta.
+        this.countMerged(sub.pendingReason, sub.pendingN);
+        sub.pendingMask = 0;
+        sub.pendingN = 0;
+        sub.needsSnap = false;
+        this.push('snap', this.hub.snapOf(st));
       }
     }
   }
@@ -206,6 +349,7 @@ export class ClientSession {
       }
       const sub = this.subs.get(s);
       if (sub !== undefined) {
+        sub.active = false;
         this.hub.index.remove(sub);
         this.subs.delete(s);
       }

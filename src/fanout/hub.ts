@@ -8,10 +8,12 @@ import type { Config } from '../config.js';
 import type { Tick } from '../feed/normalize.js';
 import { encode, encodeData, fieldsOf } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type ByeCode, type ErrorCode } from '../protocol/messages.js';
+import { PlainHistogram } from '../histogram.js';
 import { SymbolStore, type SymbolState } from '../state/symbol-state.js';
 import { ClientSession, type ClientSocket } from './client-session.js';
 import { FlushScheduler, FrameCounters } from './outbox.js';
-import { SubscriptionIndex } from './subscription-index.js';
+import { SubscriptionIndex, type ConflationReason } from './subscription-index.js';
+import { ThrottleWheel } from './throttle.js';
 
 /** Fan-out counters, plain numbers read at scrape time. */
 export class HubCounters extends FrameCounters {
@@ -25,7 +27,17 @@ export class HubCounters extends FrameCounters {
   stateUpdates = 0;
   /** Ticks that repeated the state exactly (no q, nothing sent). */
   unchangedTicks = 0;
+  /** Per-client updates merged away instead of sent, by reason. */
+  readonly conflated: Record<ConflationReason, number> = { backpressure: 0, throttle: 0 };
+  /** Sessions above their high water mark now. */
+  conflatingNow = 0;
 }
+
+/** Buckets for socket buffered bytes: 0, then powers of 4 from 1 KiB to 64 MiB. */
+const BUFFERED_BUCKETS = [0, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
+
+/** Session sweep period: slow-consumer checks and heartbeats. */
+const SWEEP_MS = 250;
 
 let nextSid = 0;
 
@@ -35,7 +47,10 @@ export class Hub {
   readonly scheduler = new FlushScheduler();
   readonly counters = new HubCounters();
   readonly sessions = new Set<ClientSession>();
-  private heartbeatTimer: NodeJS.Timeout | null = null;
+  readonly throttle = new ThrottleWheel();
+  /** Socket buffered bytes per client, sampled by the sweep. */
+  readonly bufferedBytes = new PlainHistogram(BUFFERED_BUCKETS);
+  private sweepTimer: NodeJS.Timeout | null = null;
   private readonly sidPrefix = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 
   constructor(
@@ -60,14 +75,36 @@ export class Hub {
     // Encoded lazily, at most once per tick, whatever the number of subscribers.
     let upd: Uint8Array | null = null;
     for (const sub of subs) {
-      if (sub.needsSnap) {
+      const session = sub.session;
+      if (session.conflating || sub.pendingN > 0) {
+        // Behind, or already holding a delta for this symbol: merge, keep order.
+        session.hold(sub, st.changed);
+      } else if (sub.needsSnap) {
         sub.needsSnap = false;
-        sub.session.push('snap', this.snapOf(st));
+        session.push('snap', this.snapOf(st));
+      } else if (sub.throttleMs > 0) {
+        session.hold(sub, st.changed);
       } else {
         upd ??= encodeData({ t: 'upd', s: st.symbol, q: st.q, d: fieldsOf(st.values, st.changed) });
-        sub.session.push('upd', upd);
+        session.push('upd', upd);
       }
     }
+  }
+
+  /**
+   * The encoded `upd` for a merged delta: the fields in `mask` at their
+   * current values, the current q, `n` ticks. Cached per symbol, so clients
+   * throttled on the same interval (due together, same delta) share it.
+   */
+  mergedUpdOf(st: SymbolState, mask: number, n: number): Uint8Array {
+    if (st.mergedBytes !== null && st.mergedQ === st.q && st.mergedMask === mask && st.mergedN === n) return st.mergedBytes;
+    const d = fieldsOf(st.values, mask);
+    const msg = n > 1 ? { t: 'upd', s: st.symbol, q: st.q, d, n } : { t: 'upd', s: st.symbol, q: st.q, d };
+    st.mergedBytes = encodeData(msg).slice();
+    st.mergedQ = st.q;
+    st.mergedMask = mask;
+    st.mergedN = n;
+    return st.mergedBytes;
   }
 
   /** The encoded full-state `snap` of a symbol, cached until its next change. */
@@ -107,28 +144,23 @@ export class Hub {
     if (this.sessions.delete(session)) this.counters.closed++;
   }
 
-  /** Starts the heartbeat sweep. */
+  /** Starts the session sweep and the throttle wheel. */
   start(): void {
-    const hbMs = this.config.ws.heartbeatMs;
-    // Sweep at half the interval so no client waits much over hbMs; one
-    // encoded hb is shared by every idle client of a sweep.
-    this.heartbeatTimer = setInterval(() => {
+    // O(clients) a few times a second, never per tick.
+    const period = Math.min(SWEEP_MS, Math.max(50, this.config.ws.heartbeatMs >> 1));
+    this.sweepTimer = setInterval(() => {
       const now = Date.now();
-      let hb: Uint8Array | null = null;
-      for (const s of this.sessions) {
-        if (now - s.lastSentAt >= hbMs && s.outbox.length === 0) {
-          hb ??= encode({ t: 'hb', ts: now });
-          s.push('hb', hb);
-        }
-      }
-    }, Math.max(50, hbMs >> 1));
-    this.heartbeatTimer.unref();
+      for (const s of this.sessions) s.sweep(now);
+    }, period);
+    this.sweepTimer.unref();
+    this.throttle.start();
   }
 
-  /** Sends every client `bye` and stops the heartbeat. */
+  /** Sends every client `bye` and stops the timers. */
   closeAll(code: ByeCode, reason: string, retryMs: number): void {
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = null;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    this.throttle.stop();
     for (const s of this.sessions) s.bye(code, reason, retryMs);
     this.scheduler.run();
   }

@@ -5,10 +5,31 @@
  */
 import type { ClientSession } from './client-session.js';
 
-/** One client's interest in one symbol. Shared by the index and the session. */
+/** Why updates were held back and merged instead of sent one by one. */
+export type ConflationReason = 'backpressure' | 'throttle';
+
+/**
+ * One client's interest in one symbol. Shared by the index and the session.
+ * While updates are held back (backpressure or throttle) it also carries the
+ * pending delta: which fields changed and how many ticks that merges. The
+ * values themselves are read from the symbol state when the delta is sent,
+ * so they are always the newest and the memory per held symbol is constant.
+ */
 export class Subscription {
   /** The client still needs a full `snap` before any `upd` (it subscribed before the symbol had state). */
   needsSnap = false;
+  /** Deliver at most once per this many ms, on multiples of it (0: every update). */
+  throttleMs = 0;
+  /** Bit i: field i changed since the client's last message for this symbol. */
+  pendingMask = 0;
+  /** Source ticks merged into the pending delta. */
+  pendingN = 0;
+  /** Why the pending delta was started; counts the ticks merged away. */
+  pendingReason: ConflationReason = 'backpressure';
+  /** In the session's pending list or the throttle wheel. */
+  queued = false;
+  /** False once unsubscribed or closed; queued references to it are skipped. */
+  active = true;
 
   constructor(
     readonly session: ClientSession,

@@ -204,19 +204,27 @@ describe('fieldsOf', () => {
 
 describe('decodeRequest, ops', () => {
   it('decodes sub with snapshot defaulting to true', () => {
-    expect(decodeRequest(binary({ op: 'sub', symbols: ['AAPL', 'MSFT'] }), true)).toEqual({ op: 'sub', symbols: ['AAPL', 'MSFT'], snapshot: true });
-    expect(decodeRequest(text('{"op":"sub","symbols":["A"],"snapshot":null}'), false)).toEqual({ op: 'sub', symbols: ['A'], snapshot: true });
+    expect(decodeRequest(binary({ op: 'sub', symbols: ['AAPL', 'MSFT'] }), true)).toEqual({ op: 'sub', symbols: ['AAPL', 'MSFT'], snapshot: true, throttleMs: 0 });
+    expect(decodeRequest(text('{"op":"sub","symbols":["A"],"snapshot":null}'), false)).toEqual({ op: 'sub', symbols: ['A'], snapshot: true, throttleMs: 0 });
     expect(decodeRequest(binary({ op: 'sub', symbols: ['A'], snapshot: false, id: 'r1' }), true)).toEqual({
       op: 'sub',
       symbols: ['A'],
       snapshot: false,
+      throttleMs: 0,
       id: 'r1',
     });
   });
 
+  it('decodes sub throttleMs and rejects a negative or fractional one', () => {
+    expect(decodeRequest(text('{"op":"sub","symbols":["A"],"throttleMs":200}'), false)).toMatchObject({ throttleMs: 200 });
+    expectError(decodeRequest(text('{"op":"sub","symbols":["A"],"throttleMs":-1}'), false), 'BAD_REQUEST');
+    expectError(decodeRequest(text('{"op":"sub","symbols":["A"],"throttleMs":1.5}'), false), 'BAD_REQUEST');
+    expectError(decodeRequest(text('{"op":"sub","symbols":["A"],"throttleMs":"200"}'), false), 'BAD_REQUEST');
+  });
+
   it('passes symbols through unvalidated (the session checks each one)', () => {
     const r = decodeRequest(text('{"op":"sub","symbols":["A",42,null,{"x":1}]}'), false);
-    expect(r).toEqual({ op: 'sub', symbols: ['A', 42, null, { x: 1 }], snapshot: true });
+    expect(r).toEqual({ op: 'sub', symbols: ['A', 42, null, { x: 1 }], snapshot: true, throttleMs: 0 });
   });
 
   it('decodes unsub', () => {
@@ -410,7 +418,7 @@ describe('decodeRequest, hostile frames', () => {
 
   it('keeps the prototype clean for "__proto__" keys', () => {
     const r = decodeRequest(text('{"op":"sub","symbols":["A"],"__proto__":{"polluted":true,"id":"evil"}}'), false);
-    expect(r).toEqual({ op: 'sub', symbols: ['A'], snapshot: true });
+    expect(r).toEqual({ op: 'sub', symbols: ['A'], snapshot: true, throttleMs: 0 });
     // The binary decoder refuses the key outright.
     const b = decodeRequest(binary(JSON.parse('{"op":"ping","__proto__":{"id":"evil","op":"sub"}}') as object), true);
     expectError(b, 'BAD_REQUEST');

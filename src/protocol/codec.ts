@@ -118,7 +118,11 @@ export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientReque
       if (snapshot !== undefined && snapshot !== null && typeof snapshot !== 'boolean') {
         return fail('BAD_REQUEST', 'sub: "snapshot" must be a boolean', id);
       }
-      return withId({ op, symbols, snapshot: snapshot !== false });
+      const throttleMs = m['throttleMs'] ?? 0;
+      if (!Number.isSafeInteger(throttleMs) || (throttleMs as number) < 0) {
+        return fail('BAD_REQUEST', 'sub: "throttleMs" must be a non-negative integer (milliseconds; 0 = no throttle)', id);
+      }
+      return withId({ op, symbols, snapshot: snapshot !== false, throttleMs: throttleMs as number });
     }
     case 'ping': {
       // Echo only scalars: the reply must not carry arbitrary client structures.

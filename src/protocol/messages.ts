@@ -26,7 +26,7 @@ export type RequestId = string | number;
 
 /** Client -> server requests, after validation. */
 export type ClientRequest =
-  | { op: 'sub'; id?: RequestId; symbols: unknown[]; snapshot: boolean }
+  | { op: 'sub'; id?: RequestId; symbols: unknown[]; snapshot: boolean; throttleMs: number }
   | { op: 'unsub'; id?: RequestId; symbols: unknown[] }
   | { op: 'ping'; id?: RequestId; ts?: unknown }
   | { op: 'symbols'; id?: RequestId; prefix: string; limit: number | undefined };

@@ -20,6 +20,11 @@ export class SymbolState {
   /** Encoded `snap` for `snapQ`, shared by every subscriber that asks while it is current. */
   snapBytes: Uint8Array | null = null;
   snapQ = 0;
+  /** Encoded merged `upd` for (mergedQ, mergedMask, mergedN), shared by clients due together. */
+  mergedBytes: Uint8Array | null = null;
+  mergedQ = 0;
+  mergedMask = 0;
+  mergedN = 0;
 
   constructor(readonly symbol: string) {}
 }

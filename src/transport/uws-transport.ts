@@ -96,6 +96,9 @@ export class UwsTransport {
       message: (ws, message, isBinary) => {
         ws.getUserData().session?.onMessage(message, isBinary);
       },
+      drain: (ws) => {
+        ws.getUserData().session?.onDrain();
+      },
       close: (ws) => {
         this.sockets.delete(ws);
         const data = ws.getUserData();
