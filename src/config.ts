@@ -278,6 +278,14 @@ const schema = {
     },
     maxListSymbols: { doc: 'Most symbols returned by one symbols request.', format: intIn(1, 1_000_000), default: 1000 },
   },
+  metrics: {
+    latency: {
+      doc: 'Record the latency histograms (ingest and delivery). Off only to measure what they cost.',
+      format: 'flag',
+      default: true,
+      env: 'TICKGATE_METRICS_LATENCY',
+    },
+  },
   uws: {
     allowFallback: {
       doc: 'Start even when uWebSockets.js runs its slow pure-JS fallback instead of the native binary.',
@@ -322,6 +330,7 @@ export interface Config {
     maxViolations: number;
     maxListSymbols: number;
   };
+  metrics: { latency: boolean };
   uws: { allowFallback: boolean };
 }
 

@@ -47,7 +47,7 @@ export class Gateway {
         '/metrics': async () => ({ status: 200, type: this.metrics.contentType, body: await this.metrics.metrics() }),
       },
     });
-    this.metrics = createMetrics(this.hub, this.source, () => this.transport.connections);
+    this.metrics = createMetrics(this.hub, this.source, () => this.transport.connections, () => this.isReady());
   }
 
   /** The port the gateway listens on. */
@@ -63,6 +63,10 @@ export class Gateway {
     await this.transport.listen();
     this.status = { state: 'ready' };
     this.log.info({ host: this.config.host, port: this.port, source: this.source.kind }, `tickgate listening on ws://${this.config.host}:${this.port}/v1/stream`);
+  }
+
+  private isReady(): boolean {
+    return this.status.state === 'ready' && this.source.status.state === 'connected';
   }
 
   private readiness() {

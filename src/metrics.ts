@@ -40,8 +40,8 @@ function readGauge(registry: Registry, name: string, help: string, labelNames: s
   });
 }
 
-/** Exposes a {@link PlainHistogram} as a Prometheus histogram, read at scrape time. */
-function readHistogram(registry: Registry, name: string, help: string, h: PlainHistogram): void {
+/** Exposes {@link PlainHistogram}s (one per label set) as a Prometheus histogram, read at scrape time. */
+function readHistogram(registry: Registry, name: string, help: string, read: () => Array<[Labels, PlainHistogram]>): void {
   const full = METRIC_PREFIX + name;
   const metric = {
     name: full,
@@ -49,16 +49,15 @@ function readHistogram(registry: Registry, name: string, help: string, h: PlainH
     type: 'histogram',
     aggregator: 'sum',
     get() {
-      const cum = h.cumulative();
-      const values = h.bounds.map((le, i) => ({ metricName: `${full}_bucket`, labels: { le }, value: cum[i]! }));
-      values.push({ metricName: `${full}_bucket`, labels: { le: '+Inf' as unknown as number }, value: cum[cum.length - 1]! });
-      return {
-        name: full,
-        help,
-        type: 'histogram',
-        aggregator: 'sum',
-        values: [...values, { metricName: `${full}_sum`, labels: {}, value: h.sum }, { metricName: `${full}_count`, labels: {}, value: h.count }],
-      };
+      const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
+      for (const [labels, h] of read()) {
+        const cum = h.cumulative();
+        h.bounds.forEach((le, i) => values.push({ metricName: `${full}_bucket`, labels: { ...labels, le }, value: cum[i]! }));
+        values.push({ metricName: `${full}_bucket`, labels: { ...labels, le: '+Inf' }, value: cum[cum.length - 1]! });
+        values.push({ metricName: `${full}_sum`, labels, value: h.sum });
+        values.push({ metricName: `${full}_count`, labels, value: h.count });
+      }
+      return { name: full, help, type: 'histogram', aggregator: 'sum', values };
     },
   };
   registry.registerMetric(metric as unknown as Metric);
@@ -69,9 +68,14 @@ function entries<K extends string>(o: Record<K, number>, label: string): Sample[
 }
 
 /** Builds the registry for one gateway. */
-export function createMetrics(hub: Hub, source: FeedSource, connections: () => number): Registry {
+export function createMetrics(hub: Hub, source: FeedSource, connections: () => number, ready: () => boolean): Registry {
   const r = new Registry();
   collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX + 'process_', eventLoopMonitoringPrecision: 20 });
+  // These three are gauges named like counters (promtool rejects them); the
+  // same numbers remain available by type without the suffix.
+  for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    r.removeSingleMetric(`${METRIC_PREFIX}process_${n}`);
+  }
   const feeds = () => source.normalizers.map((n) => [n.feed.name, n.counters] as const);
 
   readCounter(r, 'ingest_ticks_total', 'Ticks received from feeds, valid or not.', ['feed'], () =>
@@ -86,6 +90,21 @@ export function createMetrics(hub: Hub, source: FeedSource, connections: () => n
   readCounter(r, 'ingest_errors_total', 'Accepted ticks whose processing failed unexpectedly (see the log).', ['feed'], () =>
     feeds().map(([feed, c]) => [{ feed }, c.errors]),
   );
+  readCounter(r, 'ingest_seq_gaps_total', 'Source sequence numbers skipped (seq more than one past the symbol\'s last).', ['feed'], () =>
+    feeds().map(([feed, c]) => [{ feed }, c.seqGaps]),
+  );
+  readCounter(r, 'ingest_seq_regressions_total', 'Ticks whose seq did not advance (repeat, reorder or source restart).', ['feed'], () =>
+    feeds().map(([feed, c]) => [{ feed }, c.seqRegressions]),
+  );
+  if (hub.deliveryLatency !== null) {
+    const delivery = hub.deliveryLatency;
+    readHistogram(r, 'ingest_latency_seconds', 'Source event time (ts) to receipt by the gateway.', () =>
+      feeds().map(([feed, c]): [Labels, PlainHistogram] => [{ feed }, c.ingestLatency]),
+    );
+    readHistogram(r, 'delivery_latency_seconds', 'First message queued for a client in an event-loop turn to its frame written to the socket.', () => [
+      [{}, delivery],
+    ]);
+  }
   readCounter(r, 'state_updates_total', 'Ticks that changed a symbol state (each one advances q).', [], () => [[{}, hub.counters.stateUpdates]]);
   readCounter(r, 'unchanged_ticks_total', 'Accepted ticks that repeated the state exactly.', [], () => [[{}, hub.counters.unchangedTicks]]);
   readGauge(r, 'feed_up', 'Whether the feed source is connected (1) or not (0).', ['source'], () => [
@@ -96,7 +115,10 @@ export function createMetrics(hub: Hub, source: FeedSource, connections: () => n
 
   readGauge(r, 'connections', 'Open WebSocket connections.', [], () => [[{}, connections()]]);
   readCounter(r, 'connections_opened_total', 'WebSocket connections opened.', [], () => [[{}, hub.counters.opened]]);
-  readCounter(r, 'connections_closed_total', 'WebSocket connections closed.', [], () => [[{}, hub.counters.closed]]);
+  readCounter(r, 'connections_closed_total', 'WebSocket connections closed, by who closed them: a bye code, or remote (client, network, idle timeout).', ['reason'], () =>
+    entries(hub.counters.closedBy, 'reason'),
+  );
+  readGauge(r, 'ready', 'Whether this gateway is ready for clients (1) or not (0): listening, feed connected, not draining.', [], () => [[{}, ready() ? 1 : 0]]);
   readCounter(r, 'disconnects_total', 'Server-initiated closes (bye), by code.', ['code'], () => entries(hub.counters.byes, 'code'));
   readGauge(r, 'subscriptions', 'Subscriptions across all connections.', [], () => [[{}, hub.index.size]]);
   readCounter(r, 'messages_sent_total', 'Messages queued to clients, by type.', ['type'], () => entries(hub.counters.messages, 'type'));
@@ -107,7 +129,7 @@ export function createMetrics(hub: Hub, source: FeedSource, connections: () => n
     entries(hub.counters.conflated, 'reason'),
   );
   readGauge(r, 'clients_conflating', 'Clients above their high water mark now (updates merged per symbol).', [], () => [[{}, hub.counters.conflatingNow]]);
-  readHistogram(r, 'client_buffered_bytes', 'Bytes buffered in client sockets, sampled per client a few times a second.', hub.bufferedBytes);
+  readHistogram(r, 'client_buffered_bytes', 'Bytes buffered in client sockets, sampled per client a few times a second.', () => [[{}, hub.bufferedBytes]]);
   readCounter(r, 'client_messages_rejected_total', 'Client messages answered with err, by code.', ['code'], () => entries(hub.counters.rejected, 'code'));
   return r;
 }

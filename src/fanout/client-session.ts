@@ -24,6 +24,7 @@ import {
 } from '../protocol/messages.js';
 import { Outbox, SendStatus, type FrameSink } from './outbox.js';
 import { Subscription, type ConflationReason } from './subscription-index.js';
+import { preciseNow } from '../clock.js';
 import type { Hub } from './hub.js';
 
 /** What a session needs from its transport connection. */
@@ -57,6 +58,8 @@ export class ClientSession {
   conflatedSinceHb = 0;
   /** Subscriptions with a pending delta held back by backpressure. */
   private pending: Subscription[] = [];
+  /** When the first message of this turn's frame was queued (for delivery latency). */
+  private firstQueuedAt = 0;
   private tokens: number;
   private tokensAt: number;
   private violations = 0;
@@ -79,6 +82,7 @@ export class ClientSession {
   push(kind: keyof Hub['counters']['messages'], bytes: Uint8Array): void {
     if (this.status.state !== 'open') return;
     this.hub.counters.messages[kind]++;
+    if (this.outbox.length === 0 && this.hub.deliveryLatency !== null) this.firstQueuedAt = preciseNow();
     this.outbox.push(bytes);
     this.hub.scheduler.mark(this);
   }
@@ -92,6 +96,7 @@ export class ClientSession {
     }
     const status = this.outbox.flush(socket);
     this.lastSentAt = this.hub.now;
+    this.hub.deliveryLatency?.record((preciseNow() - this.firstQueuedAt) / 1000);
     if (this.status.state === 'closing') {
       socket.close(CLOSE_CODE[this.status.code], this.status.code);
       return;
@@ -218,6 +223,7 @@ export class ClientSession {
 
   /** The transport closed the connection (either side). */
   onClose(): void {
+    const by = this.status.state === 'closing' ? this.status.code : 'remote';
     if (this.conflating) this.hub.counters.conflatingNow--;
     this.conflating = false;
     this.pending = [];
@@ -225,7 +231,7 @@ export class ClientSession {
     this.socket = null;
     this.outbox.clear();
     this.dropSubscriptions();
-    this.hub.sessionClosed(this);
+    this.hub.sessionClosed(this, by);
   }
 
   private dropSubscriptions(): void {

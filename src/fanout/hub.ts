@@ -8,7 +8,10 @@ import type { Config } from '../config.js';
 import type { Tick } from '../feed/normalize.js';
 import { encode, encodeData, fieldsOf } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type ByeCode, type ErrorCode } from '../protocol/messages.js';
+import { preciseNow } from '../clock.js';
 import { PlainHistogram } from '../histogram.js';
+import { LATENCY_BUCKETS } from '../feed/normalize.js';
+import { FIELD_INDEX } from '../protocol/fields.js';
 import { SymbolStore, type SymbolState } from '../state/symbol-state.js';
 import { ClientSession, type ClientSocket } from './client-session.js';
 import { FlushScheduler, FrameCounters } from './outbox.js';
@@ -31,7 +34,13 @@ export class HubCounters extends FrameCounters {
   readonly conflated: Record<ConflationReason, number> = { backpressure: 0, throttle: 0 };
   /** Sessions above their high water mark now. */
   conflatingNow = 0;
+  /** Closed connections by who closed them: a bye code, or `remote` (client or network). */
+  readonly closedBy: Record<ByeCode | 'remote', number> = { LIMIT_EXCEEDED: 0, SLOW_CONSUMER: 0, DRAINING: 0, INTERNAL: 0, remote: 0 };
 }
+
+const TS = FIELD_INDEX.get('ts')!;
+const SEQ = FIELD_INDEX.get('seq')!;
+
 
 /** Buckets for socket buffered bytes: 0, then powers of 4 from 1 KiB to 64 MiB. */
 const BUFFERED_BUCKETS = [0, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864];
@@ -50,13 +59,17 @@ export class Hub {
   readonly throttle = new ThrottleWheel();
   /** Socket buffered bytes per client, sampled by the sweep. */
   readonly bufferedBytes = new PlainHistogram(BUFFERED_BUCKETS);
+  /** First message queued for a client in a turn -> its frame written to the socket, seconds; null when latency metrics are off. */
+  readonly deliveryLatency: PlainHistogram | null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private readonly sidPrefix = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 
   constructor(
     readonly config: Config,
     readonly log: Logger,
-  ) {}
+  ) {
+    this.deliveryLatency = config.metrics.latency ? new PlainHistogram(LATENCY_BUCKETS) : null;
+  }
 
   get now(): number {
     return Date.now();
@@ -64,6 +77,20 @@ export class Hub {
 
   /** The hot path: one normalized tick from feed `feed`. */
   onTick(tick: Tick, feed: string): void {
+    const v = tick.values;
+    if (this.deliveryLatency !== null) {
+      const ts = v[TS]!;
+      // Clamped at 0: a publisher's clock a little ahead of ours is not negative latency.
+      if (ts === ts) tick.counters.ingestLatency.record(Math.max(0, preciseNow() - ts) / 1000);
+    }
+    const seq = v[SEQ]!;
+    if (seq === seq) {
+      const prev = this.store.get(tick.symbol)?.values[SEQ];
+      if (prev !== undefined && prev === prev) {
+        if (seq > prev + 1) tick.counters.seqGaps += seq - prev - 1;
+        else if (seq <= prev) tick.counters.seqRegressions++;
+      }
+    }
     const st = this.store.apply(tick, feed);
     if (st === null) {
       this.counters.unchangedTicks++;
@@ -139,9 +166,12 @@ export class Hub {
     return session;
   }
 
-  /** Called by a session once its connection is closed. */
-  sessionClosed(session: ClientSession): void {
-    if (this.sessions.delete(session)) this.counters.closed++;
+  /** Called by a session once its connection is closed; `by` is its bye code, or remote. */
+  sessionClosed(session: ClientSession, by: ByeCode | 'remote'): void {
+    if (this.sessions.delete(session)) {
+      this.counters.closed++;
+      this.counters.closedBy[by]++;
+    }
   }
 
   /** Starts the session sweep and the throttle wheel. */

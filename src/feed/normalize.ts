@@ -5,6 +5,7 @@
  */
 import { Unpackr } from 'msgpackr';
 import type { FeedConfig } from '../config.js';
+import { PlainHistogram } from '../histogram.js';
 import { FIELD_COUNT, FIELD_INDEX, isValidSymbol } from '../protocol/fields.js';
 
 /** Why a tick was rejected; used as a metric label, so the set is closed. */
@@ -20,7 +21,12 @@ export type DroppedFieldReason = 'unknown' | 'bad_value';
 export interface Tick {
   symbol: string;
   values: Float64Array;
+  /** The feed's counters, for what is counted after normalizing (sequence gaps, latency). */
+  readonly counters: FeedCounters;
 }
+
+/** Latency buckets in seconds: 100 microseconds to 10 seconds. */
+export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** The tick, or why it was rejected. Both are preallocated: no per-tick garbage. */
 export type NormalizeResult = Tick | InvalidReason;
@@ -31,6 +37,12 @@ export class FeedCounters {
   accepted = 0;
   /** Accepted ticks whose processing failed unexpectedly (a bug, logged). */
   errors = 0;
+  /** Source sequence numbers skipped (a tick's `seq` more than one past the symbol's last). */
+  seqGaps = 0;
+  /** Ticks whose `seq` did not advance past the symbol's last (repeat, reorder or source restart). */
+  seqRegressions = 0;
+  /** Source event time (`ts`) to receipt, seconds. */
+  readonly ingestLatency = new PlainHistogram(LATENCY_BUCKETS);
   readonly invalid: Record<InvalidReason, number> = { decode: 0, not_object: 0, no_symbol: 0, bad_symbol: 0, no_fields: 0 };
   readonly droppedFields: Record<DroppedFieldReason, number> = { unknown: 0, bad_value: 0 };
 }
@@ -55,7 +67,7 @@ function toNumber(v: unknown): number {
 export class Normalizer {
   readonly counters = new FeedCounters();
   private readonly values = new Float64Array(FIELD_COUNT);
-  private readonly tick: Tick = { symbol: '', values: this.values };
+  private readonly tick: Tick = { symbol: '', values: this.values, counters: this.counters };
   /** Source field name -> state row index; the symbol field maps to -1. */
   private readonly index = new Map<string, number>();
   private readonly decode: (data: Uint8Array) => unknown;

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { decode } from '@msgpack/msgpack';
-import type { Tick } from '../feed/normalize.js';
+import { FeedCounters, type Tick } from '../feed/normalize.js';
 import { encodeData, fieldsOf } from '../protocol/codec.js';
 import { CANONICAL_FIELDS, FIELD_COUNT, FIELD_INDEX, type CanonicalField } from '../protocol/fields.js';
 import { SymbolStore } from './symbol-state.js';
@@ -11,7 +11,7 @@ type Fields = Partial<Record<CanonicalField, number>>;
 function tick(symbol: string, fields: Fields): Tick {
   const values = new Float64Array(FIELD_COUNT).fill(NaN);
   for (const [f, v] of Object.entries(fields)) values[FIELD_INDEX.get(f)!] = v;
-  return { symbol, values };
+  return { symbol, values, counters: new FeedCounters() };
 }
 
 function mask(...fields: CanonicalField[]): number {

@@ -11,12 +11,15 @@ export type Msg = Record<string, unknown> & { t: string };
 export class TestClient {
   readonly frames: Msg[][] = [];
   readonly messages: Msg[] = [];
+  /** Payload bytes of all frames received. */
+  bytes = 0;
   closed: { code: number; reason: string } | null = null;
   private waiters: Array<() => void> = [];
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (!isBinary) throw new Error('server sent a text frame');
+      this.bytes += data.byteLength;
       const frame = decode(data) as Msg[];
       if (!Array.isArray(frame) || frame.length === 0) throw new Error('frame is not a non-empty array');
       this.frames.push(frame);

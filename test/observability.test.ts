@@ -1,0 +1,148 @@
+/**
+ * Observability against real parts: a gateway fed by nats-server, real
+ * clients, the scrape checked by promtool and against what the clients
+ * counted themselves, the alert rules tested by promtool, and readiness
+ * following the feed.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Packr } from 'msgpackr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleValue, startGateway, type TestGateway } from './helpers/gateway.js';
+import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
+import { ROOT } from './helpers/process.js';
+import { TestClient } from './helpers/ws-client.js';
+
+let nats: NatsServer;
+let gw: TestGateway;
+let pub: NatsConnection;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  gw = await startGateway({ nats: { servers: [nats.url], reconnectWaitMs: 50 }, ws: { heartbeatMs: 600_000 } });
+  pub = await connect({ servers: nats.url });
+});
+
+afterAll(async () => {
+  await pub?.close().catch(() => undefined);
+  await gw?.stop();
+  await nats?.stop();
+});
+
+const scrape = async () => (await fetch(`${gw.http}/metrics`)).text();
+
+function promtool(args: string[], input?: string) {
+  const r = spawnSync('promtool', args, { cwd: ROOT, input, encoding: 'utf8' });
+  if (r.error) throw new Error(`promtool not runnable (apt-get install prometheus): ${r.error.message}`);
+  return r;
+}
+
+describe('metrics under load', () => {
+  it('are promtool-clean and agree with what the clients received', async () => {
+    const symbols = Array.from({ length: 50 }, (_, i) => `O${i}`);
+    const clients = await Promise.all(Array.from({ length: 10 }, () => TestClient.connect(gw.url)));
+    for (const c of clients) {
+      c.send({ op: 'sub', symbols: symbols.slice(0, 20 + (clients.indexOf(c) % 30)) });
+    }
+    await Promise.all(clients.map((c) => c.next((m) => m.t === 'ack', 'ack')));
+    const packr = new Packr({ useRecords: false });
+    const ticks = 5000;
+    for (let i = 0; i < ticks; i++) {
+      const s = symbols[i % symbols.length]!;
+      pub.publish(`md.sim.${s}`, packr.pack({ s, bid: i, ask: i + 1, seq: Math.floor(i / symbols.length) * (i % 7 === 0 ? 2 : 1), ts: Date.now() }));
+      if (i % 500 === 0) await pub.flush();
+    }
+    await pub.flush();
+    // Quiet: wait until the counters stop moving, then compare.
+    let last = '';
+    for (let i = 0; i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = String(sampleValue(await scrape(), 'tickgate_frames_sent_total', {}));
+      if (now === last) break;
+      last = now;
+    }
+    const text = await scrape();
+    const check = promtool(['check', 'metrics'], text);
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.status).toBe(0);
+
+    const received = { frames: 0, bytes: 0, byType: new Map<string, number>() };
+    for (const c of clients) {
+      received.frames += c.frames.length;
+      received.bytes += c.bytes;
+      for (const m of c.messages) received.byType.set(m.t, (received.byType.get(m.t) ?? 0) + 1);
+    }
+    expect(sampleValue(text, 'tickgate_frames_sent_total', {})).toBe(received.frames);
+    expect(sampleValue(text, 'tickgate_sent_bytes_total', {})).toBe(received.bytes);
+    for (const t of ['hello', 'ack', 'snap', 'upd', 'stat']) {
+      expect(sampleValue(text, 'tickgate_messages_sent_total', { type: t })).toBe(received.byType.get(t) ?? 0);
+    }
+    expect(sampleValue(text, 'tickgate_ingest_ticks_total', { feed: 'sim' })).toBe(ticks);
+    expect(sampleValue(text, 'tickgate_connections', {})).toBe(10);
+    expect(sampleValue(text, 'tickgate_subscriptions', {})).toBe(clients.reduce((n, c, i) => n + 20 + (i % 30), 0));
+    // Latency histograms: one ingest observation per tick with ts, one delivery observation per frame.
+    expect(sampleValue(text, 'tickgate_ingest_latency_seconds_count', { feed: 'sim' })).toBe(ticks);
+    expect(sampleValue(text, 'tickgate_ingest_latency_seconds_bucket', { feed: 'sim', le: '+Inf' })).toBe(ticks);
+    expect(sampleValue(text, 'tickgate_delivery_latency_seconds_count', {})).toBe(received.frames);
+    // On loopback nearly everything is delivered within 100 ms.
+    const within100ms = sampleValue(text, 'tickgate_delivery_latency_seconds_bucket', { le: '0.1' });
+    expect(within100ms / received.frames).toBeGreaterThan(0.9);
+    // seq jumps by 2 on every 7th tick of a round: gaps are counted.
+    expect(sampleValue(text, 'tickgate_ingest_seq_gaps_total', { feed: 'sim' })).toBeGreaterThan(0);
+
+    await Promise.all(clients.map((c) => c.close()));
+    await new Promise((r) => setTimeout(r, 100));
+    const after = await scrape();
+    expect(sampleValue(after, 'tickgate_connections_closed_total', { reason: 'remote' })).toBe(10);
+    expect(sampleValue(after, 'tickgate_connections', {})).toBe(0);
+  });
+
+  it('references only exported metrics in the dashboards and alert rules', async () => {
+    const text = await scrape();
+    const exported = new Set([...text.matchAll(/^# TYPE (\w+) (\w+)/gm)].flatMap((m) => (m[2] === 'histogram' ? [m[1]!, `${m[1]}_bucket`, `${m[1]}_sum`, `${m[1]}_count`] : [m[1]!])));
+    const files = readdirSync(`${ROOT}dashboards`).filter((f) => /\.(json|ya?ml)$/.test(f) && !f.includes('.test.'));
+    expect(files).toContain('alerts.yml');
+    const referenced = new Set(files.flatMap((f) => [...readFileSync(`${ROOT}dashboards/${f}`, 'utf8').matchAll(/\btickgate_\w+/g)].map((m) => m[0])));
+    expect(referenced.size).toBeGreaterThan(20);
+    expect([...referenced].filter((n) => !exported.has(n))).toEqual([]);
+  });
+
+  it('has alert rules that pass promtool check and promtool test', () => {
+    const check = promtool(['check', 'rules', 'dashboards/alerts.yml']);
+    expect(check.status, check.stdout + check.stderr).toBe(0);
+    const test = promtool(['test', 'rules', 'dashboards/alerts.test.yml']);
+    expect(test.status, test.stdout + test.stderr).toBe(0);
+    expect(test.stdout).toContain('SUCCESS');
+  });
+});
+
+describe('health endpoints', () => {
+  it('report alive, and ready only while the feed is connected, saying why not', async () => {
+    const health = await fetch(`${gw.http}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok' });
+    const ready = await fetch(`${gw.http}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ ready: true, reasons: [] });
+    expect(sampleValue(await scrape(), 'tickgate_ready', {})).toBe(1);
+
+    // The feed goes away: not ready, with the reason; /healthz is unaffected.
+    await nats.stop();
+    let body: { ready: boolean; reasons: string[] } = { ready: true, reasons: [] };
+    let status = 200;
+    for (let i = 0; i < 100 && status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const r = await fetch(`${gw.http}/readyz`);
+      status = r.status;
+      body = (await r.json()) as typeof body;
+    }
+    expect(status).toBe(503);
+    expect(body.ready).toBe(false);
+    expect(body.reasons.join(' ')).toMatch(/feed source nats is reconnecting/);
+    const text = await scrape();
+    expect(sampleValue(text, 'tickgate_ready', {})).toBe(0);
+    expect(sampleValue(text, 'tickgate_feed_up', { source: 'nats' })).toBe(0);
+    expect((await fetch(`${gw.http}/healthz`)).status).toBe(200);
+  });
+});
