@@ -125,6 +125,17 @@ convict.addFormat({
   coerce: (v: unknown) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
 });
 
+convict.addFormat({
+  name: 'optional-port',
+  validate(value: unknown) {
+    if (value === null) return;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
+      throw new Error(`expected null or a TCP port, an integer from 0 to 65535, got ${describe(value)}`);
+    }
+  },
+  coerce: (v: unknown) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+});
+
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
 convict.addFormat({
@@ -279,6 +290,12 @@ const schema = {
     maxListSymbols: { doc: 'Most symbols returned by one symbols request.', format: intIn(1, 1_000_000), default: 1000 },
   },
   metrics: {
+    port: {
+      doc: 'Serve /metrics, /healthz and /readyz on this separate port (on host); null: on the main port.',
+      format: 'optional-port',
+      default: null as number | null,
+      env: 'TICKGATE_METRICS_PORT',
+    },
     latency: {
       doc: 'Record the latency histograms (ingest and delivery). Off only to measure what they cost.',
       format: 'flag',
@@ -330,7 +347,7 @@ export interface Config {
     maxViolations: number;
     maxListSymbols: number;
   };
-  metrics: { latency: boolean };
+  metrics: { port: number | null; latency: boolean };
   uws: { allowFallback: boolean };
 }
 

@@ -41,6 +41,7 @@ export class Gateway {
       // Above the session's own limit, so the session decides and says bye first.
       maxBackpressureBytes: config.backpressure.maxBufferedBytes * 2,
       openSession: (socket) => this.hub.openSession(socket),
+      adminPort: config.metrics.port,
       routes: {
         '/healthz': () => ({ status: 200, type: 'application/json', body: '{"status":"ok"}\n' }),
         '/readyz': () => this.readiness(),
@@ -55,6 +56,11 @@ export class Gateway {
     return this.transport.port;
   }
 
+  /** The port of /metrics, /healthz and /readyz (the main port unless metrics.port is set). */
+  get adminPort(): number {
+    return this.config.metrics.port === null ? this.transport.port : this.transport.adminPort;
+  }
+
   /** Connects the feed, then starts listening. Throws if either fails. */
   async start(): Promise<void> {
     this.hub.start();
@@ -62,7 +68,10 @@ export class Gateway {
     await this.source.start((tick, feed) => hub.onTick(tick, feed));
     await this.transport.listen();
     this.status = { state: 'ready' };
-    this.log.info({ host: this.config.host, port: this.port, source: this.source.kind }, `tickgate listening on ws://${this.config.host}:${this.port}/v1/stream`);
+    this.log.info(
+      { host: this.config.host, port: this.port, adminPort: this.adminPort, source: this.source.kind },
+      `tickgate listening on ws://${this.config.host}:${this.port}/v1/stream, metrics on http://${this.config.host}:${this.adminPort}/metrics`,
+    );
   }
 
   private isReady(): boolean {
@@ -91,6 +100,7 @@ export class Gateway {
     while (this.transport.connections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.transport.closeAll();
     await this.source.stop();
+    this.transport.closeAdmin();
     this.status = { state: 'stopped' };
     this.log.info('tickgate stopped');
   }

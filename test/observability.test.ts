@@ -117,6 +117,25 @@ describe('metrics under load', () => {
   });
 });
 
+describe('a separate metrics port', () => {
+  it('serves /metrics, /healthz and /readyz there and only the stream on the main port', async () => {
+    const own = await startGateway({ metrics: { port: 0 } });
+    try {
+      const admin = `http://127.0.0.1:${own.gateway.adminPort}`;
+      expect(own.gateway.adminPort).not.toBe(own.gateway.port);
+      expect((await fetch(`${admin}/metrics`)).status).toBe(200);
+      expect((await fetch(`${admin}/readyz`)).status).toBe(200);
+      expect((await fetch(`${admin}/healthz`)).status).toBe(200);
+      expect((await fetch(`${own.http}/metrics`)).status).toBe(404);
+      const c = await TestClient.connect(own.url);
+      await c.next((m) => m.t === 'hello', 'hello');
+      await c.close();
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe('health endpoints', () => {
   it('report alive, and ready only while the feed is connected, saying why not', async () => {
     const health = await fetch(`${gw.http}/healthz`);

@@ -34,4 +34,7 @@ it('documents every metric the gateway exports (process metrics as a family)', a
   expect(names.length).toBeGreaterThan(10);
   expect(names.filter((n) => !readme.includes('`' + n + '`'))).toEqual([]);
   expect(readme).toContain('`tickgate_process_*`');
+  // And nothing documented that does not exist.
+  const documented = [...readme.matchAll(/`(tickgate_[a-z0-9_]+)`/g)].map((m) => m[1]!).filter((n) => !n.startsWith('tickgate_process_'));
+  expect(documented.filter((n) => !names.includes(n))).toEqual([]);
 });

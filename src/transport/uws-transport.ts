@@ -23,9 +23,19 @@ export interface TransportOptions {
   maxBackpressureBytes: number;
   openSession(socket: ClientSocket): ClientSession;
   routes: Record<string, HttpRoute>;
+  /** Serve the HTTP routes on this separate port instead (null: on `port`). */
+  adminPort: number | null;
 }
 
 const STATUS_TEXT: Record<number, string> = { 200: '200 OK', 404: '404 Not Found', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
+
+function notFound(app: UWS.TemplatedApp): void {
+  app.any('/*', (res) => {
+    res.cork(() => {
+      res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n');
+    });
+  });
+}
 
 /** Adapts one uWS WebSocket to what a session needs. */
 class UwsClientSocket implements ClientSocket {
@@ -59,6 +69,9 @@ class UwsClientSocket implements ClientSocket {
 /** The listening uWS app. */
 export class UwsTransport {
   private listenSocket: UWS.us_listen_socket | null = null;
+  private adminSocket: UWS.us_listen_socket | null = null;
+  /** The bound admin port, when the routes have their own. */
+  adminPort = 0;
   private readonly sockets = new Set<UWS.WebSocket<SocketData>>();
   /** The bound port (useful with port 0). */
   port = 0;
@@ -107,7 +120,32 @@ export class UwsTransport {
         s?.onClose();
       },
     });
-    for (const [path, route] of Object.entries(opts.routes)) {
+    if (opts.adminPort === null) {
+      this.addRoutes(app);
+    } else {
+      const admin = this.uws.App();
+      this.addRoutes(admin);
+      notFound(admin);
+      this.adminSocket = await this.listenOn(admin, opts.adminPort);
+      this.adminPort = this.uws.us_socket_local_port(this.adminSocket);
+    }
+    notFound(app);
+    this.listenSocket = await this.listenOn(app, opts.port);
+    this.port = this.uws.us_socket_local_port(this.listenSocket);
+  }
+
+  private listenOn(app: UWS.TemplatedApp, port: number): Promise<UWS.us_listen_socket> {
+    const host = this.opts.host;
+    return new Promise((resolve, reject) => {
+      app.listen(host, port, (ls) => {
+        if (ls) resolve(ls);
+        else reject(new Error(`cannot listen on ${host}:${port} (address in use or not available)`));
+      });
+    });
+  }
+
+  private addRoutes(app: UWS.TemplatedApp): void {
+    for (const [path, route] of Object.entries(this.opts.routes)) {
       app.get(path, (res) => {
         let aborted = false;
         res.onAborted(() => {
@@ -127,28 +165,18 @@ export class UwsTransport {
           });
       });
     }
-    app.any('/*', (res) => {
-      res.cork(() => {
-        res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end('not found\n');
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      app.listen(opts.host, opts.port, (ls) => {
-        if (!ls) {
-          reject(new Error(`cannot listen on ${opts.host}:${opts.port} (address in use or not available)`));
-          return;
-        }
-        this.listenSocket = ls;
-        this.port = this.uws.us_socket_local_port(ls);
-        resolve();
-      });
-    });
   }
 
-  /** Stops accepting connections. Open connections stay until closed. */
+  /** Stops accepting client connections (the admin port, if any, stays up for probes). Open connections stay until closed. */
   stopListening(): void {
     if (this.listenSocket) this.uws.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
+  }
+
+  /** Closes the admin port, last thing at shutdown. */
+  closeAdmin(): void {
+    if (this.adminSocket) this.uws.us_listen_socket_close(this.adminSocket);
+    this.adminSocket = null;
   }
 
   /** Number of open WebSocket connections. */
