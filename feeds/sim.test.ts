@@ -130,6 +130,7 @@ describe('feed:sim options', () => {
       duration: 60,
       count: null,
       warm: true,
+      jetstream: null,
     });
     expect(parseSimArgs([], { NATS_URL: 'nats://10.0.0.1:4222' })).toMatchObject({ url: 'nats://10.0.0.1:4222' });
   });

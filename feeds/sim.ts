@@ -16,6 +16,7 @@
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { jetstreamManager, StorageType, DiscardPolicy } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { MarketSim, type SimTick } from '../src/feed/market-sim.js';
@@ -46,6 +47,13 @@ export interface SimOptions {
   count: number | null;
   /** First publish one full tick per symbol, so every symbol has a snapshot from the start. */
   warm: boolean;
+  /**
+   * JetStream stream to create (if missing) over `<prefix>.>`, keeping the
+   * last message per subject, for gateways' warm start; every tick then
+   * carries the symbol's full state so that last message is a snapshot.
+   * null: plain NATS, ticks carry only what changed.
+   */
+  jetstream: string | null;
 }
 
 /** What a run did; printed as one JSON line at the end of the CLI. */
@@ -74,6 +82,9 @@ export const USAGE = `usage: npm run feed:sim -- [options]
   --duration S       seconds to run (default 60 unless --count is given; 0 = until stopped)
   --count N          ticks to publish, warm-up included
   --no-warm          skip the warm-up (one full tick per symbol, published first)
+  --jetstream NAME   create JetStream stream NAME over <prefix>.> keeping the last
+                     message per subject (if missing), and publish every tick with
+                     the symbol's full state, for gateways' warm start
   --help             show this help
 
 Stops at the first bound reached, or on SIGINT/SIGTERM; prints a JSON summary to stderr.`;
@@ -122,6 +133,7 @@ export function parseSimArgs(argv: readonly string[], env: NodeJS.ProcessEnv = p
         duration: { type: 'string' },
         count: { type: 'string' },
         warm: { type: 'boolean', default: true },
+        jetstream: { type: 'string' },
         help: { type: 'boolean' },
       },
       allowNegative: true,
@@ -160,7 +172,11 @@ export function parseSimArgs(argv: readonly string[], env: NodeJS.ProcessEnv = p
     const d = num('duration', values.duration, 'seconds, a finite number >= 0 (0 = until stopped)', (n) => Number.isFinite(n) && n >= 0);
     duration = d === 0 ? null : d;
   }
-  return { url, symbols, rate, seed, zipf, codec, prefix, duration, count, warm: values.warm ?? true };
+  const jetstream = values.jetstream ?? null;
+  if (jetstream !== null && !/^[A-Za-z0-9_-]{1,64}$/.test(jetstream)) {
+    throw new UsageError(`--jetstream: expected a stream name of A-Z a-z 0-9 _ -, got ${JSON.stringify(jetstream)}`);
+  }
+  return { url, symbols, rate, seed, zipf, codec, prefix, duration, count, warm: values.warm ?? true, jetstream };
 }
 
 /**
@@ -173,14 +189,18 @@ export async function runSim(opts: SimOptions, signal?: AbortSignal): Promise<Si
   // Subjects resolved once per symbol, not per tick.
   const subjects = new Map<string, string>();
   for (const s of sim.symbols) subjects.set(s, `${opts.prefix}.${subjectToken(s)}`);
-  const encode: (t: SimTick) => Uint8Array =
+  const pack: (t: SimTick) => Uint8Array =
     opts.codec === 'msgpack' ? (t) => packr.pack(t) : (t) => utf8.encode(JSON.stringify(t));
+  // For a last-message-per-subject stream every message must be a full snapshot.
+  const encode: (t: SimTick) => Uint8Array =
+    opts.jetstream === null ? pack : (t) => pack({ ...sim.stateOf(t.s)!, seq: t.seq });
 
   const nc: NatsConnection = await connect({
     servers: opts.url.split(',').map((u) => u.trim()),
     name: 'tickgate-feed-sim',
     timeout: 5000,
   });
+  if (opts.jetstream !== null) await ensureStream(nc, opts.jetstream, `${opts.prefix}.>`);
   const limit = opts.count ?? Infinity;
   let published = 0;
   const publish = (tick: SimTick) => {
@@ -250,6 +270,30 @@ export async function runSim(opts: SimOptions, signal?: AbortSignal): Promise<Si
     };
   } finally {
     if (!nc.isClosed()) await nc.close();
+  }
+}
+
+/**
+ * Creates the warm-start stream if it does not exist: file storage, the last
+ * message of each subject kept (older ones discarded), so it holds exactly
+ * one snapshot per symbol whatever the tick rate.
+ */
+export async function ensureStream(nc: NatsConnection, name: string, subject: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    const info = await jsm.streams.info(name);
+    if (!info.config.subjects?.includes(subject)) {
+      throw new Error(`stream ${name} exists but does not cover ${subject} (subjects: ${(info.config.subjects ?? []).join(', ')})`);
+    }
+  } catch (err) {
+    if (!/not found/i.test((err as Error).message)) throw err;
+    await jsm.streams.add({
+      name,
+      subjects: [subject],
+      max_msgs_per_subject: 1,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+    });
   }
 }
 

@@ -51,6 +51,8 @@ const SIM_FEED: FeedConfig = {
   symbolToken: null,
   fields: {},
   queue: null,
+  staleAfterMs: 10_000,
+  jetstream: null,
 };
 
 /** The example configuration of the README: a msgpack feed and a json feed with renamed fields. */
@@ -77,6 +79,7 @@ describe('loadConfig defaults', () => {
       token: '',
       reconnectWaitMs: 1000,
       connectTimeoutMs: 5000,
+      warmTimeoutMs: 10_000,
     });
     expect(cfg.feeds).toEqual([SIM_FEED]);
     expect(cfg.embedded).toEqual({ symbols: 500, ticksPerSec: 2000, seed: 1 });
@@ -173,7 +176,7 @@ describe('loadConfig sources', () => {
     const cfg = load({ file: README_EXAMPLE });
     expect(cfg.nats.servers).toEqual(['nats://127.0.0.1:4222']);
     expect(cfg.feeds).toEqual<FeedConfig[]>([
-      { name: 'crypto', subject: 'md.crypto.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null },
+      { name: 'crypto', subject: 'md.crypto.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null },
       {
         name: 'fx',
         subject: 'quotes.fx.>',
@@ -182,6 +185,8 @@ describe('loadConfig sources', () => {
         symbolToken: null,
         fields: { b: 'bid', a: 'ask', px: 'last' },
         queue: null,
+        staleAfterMs: 10_000,
+        jetstream: null,
       },
     ]);
   });
@@ -189,8 +194,8 @@ describe('loadConfig sources', () => {
   it('fills feed defaults from the name', () => {
     const cfg = load({ file: { feeds: [{ name: 'eq' }, { name: 'fx', symbolToken: -1, queue: 'gw' }] } });
     expect(cfg.feeds).toEqual<FeedConfig[]>([
-      { name: 'eq', subject: 'md.eq.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null },
-      { name: 'fx', subject: 'md.fx.>', codec: 'msgpack', symbolField: 's', symbolToken: -1, fields: {}, queue: 'gw' },
+      { name: 'eq', subject: 'md.eq.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null },
+      { name: 'fx', subject: 'md.fx.>', codec: 'msgpack', symbolField: 's', symbolToken: -1, fields: {}, queue: 'gw', staleAfterMs: 10_000, jetstream: null },
     ]);
   });
 });

@@ -31,6 +31,10 @@ export interface FeedConfig {
   fields: Record<string, CanonicalField>;
   /** Optional NATS queue group (several gateways sharing one stream of ticks). Usually null: every gateway needs every tick. */
   queue: string | null;
+  /** A feed silent this long is stale (its symbols' subscribers get stat stale); 0: only when NATS is disconnected. */
+  staleAfterMs: number;
+  /** JetStream stream keeping the last full-state tick per subject, read at start (warm start); null: none. */
+  jetstream: string | null;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -48,7 +52,7 @@ function parseFeed(raw: unknown, i: number): FeedConfig {
     throw new ConfigError(`${at('')}: expected an object, got ${describe(raw)}`);
   }
   const o = raw as Record<string, unknown>;
-  const known = new Set(['name', 'subject', 'codec', 'symbolField', 'symbolToken', 'fields', 'queue']);
+  const known = new Set(['name', 'subject', 'codec', 'symbolField', 'symbolToken', 'fields', 'queue', 'staleAfterMs', 'jetstream']);
   for (const k of Object.keys(o)) {
     if (!known.has(k)) throw new ConfigError(`${at(k)}: unknown key (expected one of ${[...known].join(', ')})`);
   }
@@ -88,7 +92,25 @@ function parseFeed(raw: unknown, i: number): FeedConfig {
   if (queue !== null && (typeof queue !== 'string' || queue === '')) {
     throw new ConfigError(`${at('queue')}: expected a non-empty queue group name or null, got ${describe(queue)}`);
   }
-  return { name, subject, codec, symbolField, symbolToken: symbolToken as number | null, fields, queue: queue as string | null };
+  const staleAfterMs = o['staleAfterMs'] ?? 10_000;
+  if (!Number.isInteger(staleAfterMs) || (staleAfterMs as number) < 0 || (staleAfterMs as number) > 86_400_000) {
+    throw new ConfigError(`${at('staleAfterMs')}: expected an integer from 0 to 86400000 (milliseconds; 0 = never for silence alone), got ${describe(staleAfterMs)}`);
+  }
+  const js = o['jetstream'] ?? null;
+  if (js !== null && (typeof js !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(js))) {
+    throw new ConfigError(`${at('jetstream')}: expected a JetStream stream name (A-Z a-z 0-9 _ -) or null, got ${describe(js)}`);
+  }
+  return {
+    name,
+    subject,
+    codec,
+    symbolField,
+    symbolToken: symbolToken as number | null,
+    fields,
+    queue: queue as string | null,
+    staleAfterMs: staleAfterMs as number,
+    jetstream: js as string | null,
+  };
 }
 
 convict.addFormat({
@@ -199,6 +221,11 @@ const schema = {
     },
   },
   nats: {
+    warmTimeoutMs: {
+      doc: 'Time allowed for reading a feed\'s JetStream warm-start stream at start; past it the gateway starts with what it has (and logs a warning).',
+      format: intIn(100, 600_000),
+      default: 10_000,
+    },
     servers: {
       doc: 'NATS server URLs. Empty: run on the embedded synthetic feed, no NATS needed.',
       format: 'url-list',
@@ -328,6 +355,7 @@ export interface Config {
     token: string;
     reconnectWaitMs: number;
     connectTimeoutMs: number;
+    warmTimeoutMs: number;
   };
   feeds: FeedConfig[];
   embedded: { symbols: number; ticksPerSec: number; seed: number };

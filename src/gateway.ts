@@ -16,6 +16,9 @@ import { UwsTransport } from './transport/uws-transport.js';
 /** How long clients get to read their bye before connections are cut. */
 const BYE_GRACE_MS = 1000;
 
+/** How often feed health (connection, silence) is checked. */
+const FEED_HEALTH_MS = 250;
+
 export type GatewayStatus = { state: 'starting' } | { state: 'ready' } | { state: 'draining' } | { state: 'stopped' };
 
 export class Gateway {
@@ -24,6 +27,7 @@ export class Gateway {
   readonly metrics: Registry;
   status: GatewayStatus = { state: 'starting' };
   private readonly transport: UwsTransport;
+  private feedHealthTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly config: Config,
@@ -65,13 +69,49 @@ export class Gateway {
   async start(): Promise<void> {
     this.hub.start();
     const hub = this.hub;
-    await this.source.start((tick, feed) => hub.onTick(tick, feed));
+    await this.source.start(
+      (tick, feed) => hub.onTick(tick, feed),
+      (tick, feed) => hub.onWarmTick(tick, feed),
+    );
+    this.startFeedHealth();
     await this.transport.listen();
     this.status = { state: 'ready' };
     this.log.info(
       { host: this.config.host, port: this.port, adminPort: this.adminPort, source: this.source.kind },
       `tickgate listening on ws://${this.config.host}:${this.port}/v1/stream, metrics on http://${this.config.host}:${this.adminPort}/metrics`,
     );
+  }
+
+  /**
+   * Marks a feed stale when its source is disconnected or it has been silent
+   * longer than its staleAfterMs. Liveness is read from the feed's accepted
+   * count, so the tick path pays nothing; a stale feed turns live again on
+   * its next tick (in the hub).
+   */
+  private startFeedHealth(): void {
+    const start = Date.now();
+    for (const n of this.source.normalizers) {
+      n.counters.lastTickAt = start;
+      n.counters.seenAccepted = n.counters.accepted;
+    }
+    this.feedHealthTimer = setInterval(() => {
+      const now = Date.now();
+      const connected = this.source.status.state === 'connected';
+      for (const n of this.source.normalizers) {
+        const c = n.counters;
+        if (c.accepted !== c.seenAccepted) {
+          c.seenAccepted = c.accepted;
+          c.lastTickAt = now;
+        }
+        if (c.stale) continue;
+        const silent = n.feed.staleAfterMs > 0 && now - c.lastTickAt > n.feed.staleAfterMs;
+        if (!connected || silent) {
+          this.log.warn({ feed: n.feed.name, reason: connected ? 'silent' : 'disconnected', silentMs: now - c.lastTickAt }, 'feed stale');
+          this.hub.setFeedStale(n.feed.name, c, true);
+        }
+      }
+    }, FEED_HEALTH_MS);
+    this.feedHealthTimer.unref();
   }
 
   private isReady(): boolean {
@@ -94,6 +134,8 @@ export class Gateway {
   async stop(retryMs = 1000): Promise<void> {
     if (this.status.state === 'stopped' || this.status.state === 'draining') return;
     this.status = { state: 'draining' };
+    if (this.feedHealthTimer) clearInterval(this.feedHealthTimer);
+    this.feedHealthTimer = null;
     this.transport.stopListening();
     this.hub.closeAll('DRAINING', 'server is shutting down', retryMs);
     const deadline = Date.now() + BYE_GRACE_MS;

@@ -107,6 +107,12 @@ export function createMetrics(hub: Hub, source: FeedSource, connections: () => n
   }
   readCounter(r, 'state_updates_total', 'Ticks that changed a symbol state (each one advances q).', [], () => [[{}, hub.counters.stateUpdates]]);
   readCounter(r, 'unchanged_ticks_total', 'Accepted ticks that repeated the state exactly.', [], () => [[{}, hub.counters.unchangedTicks]]);
+  readGauge(r, 'feed_stale', 'Whether the feed is stale now (1): disconnected, or silent longer than its staleAfterMs.', ['feed'], () =>
+    feeds().map(([feed, c]) => [{ feed }, c.stale ? 1 : 0]),
+  );
+  readCounter(r, 'ingest_warm_ticks_total', 'Ticks read from the feed\'s JetStream warm-start stream that filled symbol state at start.', ['feed'], () =>
+    feeds().map(([feed, c]) => [{ feed }, c.warmTicks]),
+  );
   readGauge(r, 'feed_up', 'Whether the feed source is connected (1) or not (0).', ['source'], () => [
     [{ source: source.kind }, source.status.state === 'connected' ? 1 : 0],
   ]);

@@ -195,6 +195,7 @@ export class ClientSession {
     if (sub.needsSnap) {
       sub.needsSnap = false;
       this.push('snap', this.hub.snapOf(st));
+      if (st.stale) this.push('stat', encode({ t: 'stat', s: st.symbol, st: 'stale' }));
     } else {
       this.push('upd', this.hub.mergedUpdOf(st, sub.pendingMask, sub.pendingN));
     }
@@ -341,6 +342,7 @@ export class ClientSession {
         sub.pendingN = 0;
         sub.needsSnap = false;
         this.push('snap', this.hub.snapOf(st));
+        if (st.stale) this.push('stat', encode({ t: 'stat', s: st.symbol, st: 'stale' }));
       }
     }
   }

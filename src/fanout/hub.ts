@@ -91,12 +91,20 @@ export class Hub {
         else if (seq <= prev) tick.counters.seqRegressions++;
       }
     }
+    if (tick.counters.stale) this.setFeedStale(feed, tick.counters, false);
     const st = this.store.apply(tick, feed);
     if (st === null) {
       this.counters.unchangedTicks++;
       return;
     }
+    // Taken over by a live feed (two feeds publishing one symbol).
+    if (st.stale) this.setStale(st, false);
     this.counters.stateUpdates++;
+    this.fanOut(st);
+  }
+
+  /** Hands a symbol's change to every subscriber: shared bytes, or merged into a held delta. */
+  private fanOut(st: SymbolState): void {
     const subs = this.index.of(st.symbol);
     if (subs === undefined) return;
     // Encoded lazily, at most once per tick, whatever the number of subscribers.
@@ -116,6 +124,51 @@ export class Hub {
         session.push('upd', upd);
       }
     }
+  }
+
+  /**
+   * A feed went stale (disconnected or silent) or live again: every symbol it
+   * last updated changes status, and each subscriber gets one `stat` per
+   * symbol (shared bytes; all of a client's stats leave in one frame).
+   * Walks the whole store, which is fine for a rare transition.
+   */
+  setFeedStale(feed: string, counters: { stale: boolean }, stale: boolean): number {
+    counters.stale = stale;
+    let n = 0;
+    for (const st of this.store.all()) {
+      if (st.feed === feed && st.stale !== stale) {
+        this.setStale(st, stale);
+        n++;
+      }
+    }
+    this.log.info({ feed, symbols: n }, stale ? 'feed is stale: symbols marked stale' : 'feed is live again');
+    return n;
+  }
+
+  private setStale(st: SymbolState, stale: boolean): void {
+    st.stale = stale;
+    const subs = this.index.of(st.symbol);
+    if (subs === undefined) return;
+    const bytes = encode({ t: 'stat', s: st.symbol, st: stale ? 'stale' : 'live' });
+    for (const sub of subs) if (!sub.needsSnap) sub.session.push('stat', bytes);
+  }
+
+  /**
+   * A tick read from a warm-start store: older than anything live, so it
+   * only fills fields the symbol does not have yet. It is neither a sign of
+   * life for the feed nor a sequence or latency sample.
+   */
+  onWarmTick(tick: Tick, feed: string): void {
+    const st = this.store.get(tick.symbol);
+    if (st !== undefined) {
+      const v = tick.values;
+      for (let i = 0; i < v.length; i++) if (st.present & (1 << i)) v[i] = NaN;
+    }
+    const changed = this.store.apply(tick, feed);
+    if (changed === null) return;
+    tick.counters.warmTicks++;
+    this.counters.stateUpdates++;
+    this.fanOut(changed);
   }
 
   /**

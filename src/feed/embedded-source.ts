@@ -18,6 +18,8 @@ export const EMBEDDED_FEED: FeedConfig = {
   symbolToken: null,
   fields: {},
   queue: null,
+  staleAfterMs: 10_000,
+  jetstream: null,
 };
 
 const TICK_INTERVAL_MS = 20;
@@ -40,7 +42,7 @@ export class EmbeddedSource implements FeedSource {
     this.sim = new MarketSim({ symbols: e.symbols, seed: e.seed });
   }
 
-  async start(sink: TickSink): Promise<void> {
+  async start(sink: TickSink, _warm: TickSink): Promise<void> {
     const e = this.config.embedded;
     const norm = this.normalizers[0]!;
     // Every symbol gets its first (full) tick at once, so snapshots exist from the start.

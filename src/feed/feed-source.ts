@@ -22,6 +22,12 @@ export interface FeedSource {
   readonly normalizers: readonly Normalizer[];
   /** Reconnects since start. */
   readonly reconnects: number;
-  start(sink: TickSink): Promise<void>;
+  /**
+   * Connects and starts delivering live ticks to `sink`. Where configured,
+   * first-start state is read from a store and handed to `warm` (older than
+   * anything live: it may only fill what live ticks have not set). Resolves
+   * once live delivery runs and the warm load is done.
+   */
+  start(sink: TickSink, warm: TickSink): Promise<void>;
   stop(): Promise<void>;
 }

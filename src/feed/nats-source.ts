@@ -3,6 +3,7 @@
  * Messages are handled in the subscription callback (not an async
  * iterator): decode, normalize and hand over synchronously, no promise per tick.
  */
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
@@ -32,7 +33,7 @@ export class NatsSource implements FeedSource {
     this.badLog = new RateLimitedLog(log);
   }
 
-  async start(sink: TickSink): Promise<void> {
+  async start(sink: TickSink, warm: TickSink): Promise<void> {
     const n = this.config.nats;
     try {
       this.nc = await connect({
@@ -79,6 +80,54 @@ export class NatsSource implements FeedSource {
     }
     // Make sure the subscriptions reached the server before reporting ready.
     await nc.flush();
+    // Live first, then the stored state: nothing published in between is missed,
+    // and the warm sink never lets a stored value replace a live one.
+    for (const norm of this.normalizers) {
+      if (norm.feed.jetstream !== null) await this.warmStart(nc, norm, warm);
+    }
+  }
+
+  /** Reads the last message of every subject of the feed from its JetStream stream. */
+  private async warmStart(nc: NatsConnection, norm: Normalizer, warm: TickSink): Promise<void> {
+    const feed = norm.feed;
+    const stream = feed.jetstream!;
+    const timeoutMs = this.config.nats.warmTimeoutMs;
+    const started = Date.now();
+    let loaded = 0;
+    let invalid = 0;
+    try {
+      const js = jetstream(nc, { timeout: Math.min(timeoutMs, 5000) });
+      const consumer = await js.consumers.get(stream, { filter_subjects: feed.subject, deliver_policy: DeliverPolicy.LastPerSubject });
+      const info = await consumer.info(true);
+      let remaining = info.num_pending;
+      if (remaining > 0) {
+        const messages = await consumer.consume({ max_messages: 1000 });
+        const timer = setTimeout(() => void messages.close(), Math.max(0, timeoutMs - (Date.now() - started)));
+        try {
+          for await (const m of messages) {
+            const r = norm.fromBytes(m.subject, m.data);
+            if (typeof r === 'string') invalid++;
+            else {
+              warm(r, feed.name);
+              loaded++;
+            }
+            if (--remaining <= 0 || m.info.pending === 0) break;
+          }
+        } finally {
+          clearTimeout(timer);
+          await messages.close();
+        }
+      }
+      const level = remaining > 0 ? 'warn' : 'info';
+      this.log[level](
+        { feed: feed.name, stream, loaded, invalid, missing: Math.max(0, remaining), ms: Date.now() - started },
+        remaining > 0 ? `warm start incomplete after ${timeoutMs} ms; continuing with live data` : 'warm start loaded',
+      );
+    } catch (err) {
+      // A missing stream or a JetStream outage must not keep the gateway down:
+      // state then builds from live ticks, as without JetStream.
+      this.log.warn({ err, feed: feed.name, stream, loaded }, 'warm start failed; state builds from live ticks');
+    }
   }
 
   private watchStatus(nc: NatsConnection): void {

@@ -17,6 +17,8 @@ function feed(overrides: Partial<FeedConfig> = {}): FeedConfig {
     symbolToken: null,
     fields: {},
     queue: null,
+    staleAfterMs: 10_000,
+    jetstream: null,
     ...overrides,
   };
 }

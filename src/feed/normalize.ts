@@ -43,6 +43,13 @@ export class FeedCounters {
   seqRegressions = 0;
   /** Source event time (`ts`) to receipt, seconds. */
   readonly ingestLatency = new PlainHistogram(LATENCY_BUCKETS);
+  /** Ticks read from the JetStream warm-start stream at start. */
+  warmTicks = 0;
+  /** The feed is stale now: its symbols' subscribers were told `stat stale`. */
+  stale = false;
+  /** `accepted` at the last health check, and when it last moved (ms). */
+  seenAccepted = 0;
+  lastTickAt = 0;
   readonly invalid: Record<InvalidReason, number> = { decode: 0, not_object: 0, no_symbol: 0, bad_symbol: 0, no_fields: 0 };
   readonly droppedFields: Record<DroppedFieldReason, number> = { unknown: 0, bad_value: 0 };
 }

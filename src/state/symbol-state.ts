@@ -17,6 +17,8 @@ export class SymbolState {
   changed = 0;
   /** Feed that last updated this symbol. */
   feed = '';
+  /** Its feed is stale (disconnected or silent): the state is the last known, not current. */
+  stale = false;
   /** Encoded `snap` for `snapQ`, shared by every subscriber that asks while it is current. */
   snapBytes: Uint8Array | null = null;
   snapQ = 0;
@@ -41,6 +43,11 @@ export class SymbolStore {
 
   get(symbol: string): SymbolState | undefined {
     return this.states.get(symbol);
+  }
+
+  /** Every known symbol's state (for rare, whole-store walks such as a feed going stale). */
+  all(): IterableIterator<SymbolState> {
+    return this.states.values();
   }
 
   /**

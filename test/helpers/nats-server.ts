@@ -26,9 +26,9 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts nats-server (optionally with JetStream) and waits until it accepts clients. */
-export async function startNatsServer(opts: { jetstream?: boolean } = {}): Promise<NatsServer> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'tickgate-nats-'));
+export async function startNatsServer(opts: { jetstream?: boolean; port?: number; storeDir?: string } = {}): Promise<NatsServer> {
+  const port = opts.port ?? (await freePort());
+  const dir = opts.storeDir ?? mkdtempSync(join(tmpdir(), 'tickgate-nats-'));
   const args = ['-a', '127.0.0.1', '-p', String(port), '-l', join(dir, 'nats.log')];
   if (opts.jetstream) args.push('-js', '-sd', dir);
   const proc: ChildProcess = spawn('nats-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -59,7 +59,8 @@ export async function startNatsServer(opts: { jetstream?: boolean } = {}): Promi
     async stop() {
       if (proc.exitCode === null) proc.kill('SIGTERM');
       await exited;
-      rmSync(dir, { recursive: true, force: true });
+      // A store dir the caller gave is the caller's: it may start the server on it again.
+      if (opts.storeDir === undefined) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
