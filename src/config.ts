@@ -316,6 +316,26 @@ const schema = {
     },
     maxListSymbols: { doc: 'Most symbols returned by one symbols request.', format: intIn(1, 1_000_000), default: 1000 },
   },
+  drain: {
+    delayMs: {
+      doc: 'On shutdown, report not ready but keep serving this long first, so load balancers stop sending new clients before the byes go out.',
+      format: intIn(0, 600_000),
+      default: 0,
+      env: 'TICKGATE_DRAIN_DELAY_MS',
+    },
+    windowMs: {
+      doc: 'On shutdown, clients get bye DRAINING with retryMs spread uniformly over [0, windowMs], so their reconnects spread over this window.',
+      format: intIn(0, 600_000),
+      default: 5000,
+      env: 'TICKGATE_DRAIN_WINDOW_MS',
+    },
+    timeoutMs: {
+      doc: 'On shutdown, connections still open this long after the byes are closed; keep it below the orchestrator\'s grace period.',
+      format: intIn(0, 600_000),
+      default: 10_000,
+      env: 'TICKGATE_DRAIN_TIMEOUT_MS',
+    },
+  },
   metrics: {
     port: {
       doc: 'Serve /metrics, /healthz and /readyz on this separate port (on host); null: on the main port.',
@@ -375,6 +395,7 @@ export interface Config {
     maxViolations: number;
     maxListSymbols: number;
   };
+  drain: { delayMs: number; windowMs: number; timeoutMs: number };
   metrics: { port: number | null; latency: boolean };
   uws: { allowFallback: boolean };
 }

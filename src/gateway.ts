@@ -13,9 +13,6 @@ import { createMetrics } from './metrics.js';
 import { requireUws } from './transport/uws.js';
 import { UwsTransport } from './transport/uws-transport.js';
 
-/** How long clients get to read their bye before connections are cut. */
-const BYE_GRACE_MS = 1000;
-
 /** How often feed health (connection, silence) is checked. */
 const FEED_HEALTH_MS = 250;
 
@@ -130,20 +127,36 @@ export class Gateway {
     };
   }
 
-  /** Stops accepting, says bye DRAINING to every client, closes, and stops the feed. */
-  async stop(retryMs = 1000): Promise<void> {
+  /**
+   * Graceful drain: not ready at once; after delayMs (still serving, so load
+   * balancers can take the instance out first), no new connections; every client gets
+   * bye DRAINING with a retryMs drawn uniformly from [0, windowMs] so that
+   * reconnects spread over the window instead of arriving together at the
+   * other replicas; connections still open at the deadline are closed; then
+   * NATS is drained. `windowMs` and `timeoutMs` default to the drain config.
+   */
+  async stop(opts: { delayMs?: number; windowMs?: number; timeoutMs?: number } = {}): Promise<void> {
     if (this.status.state === 'stopped' || this.status.state === 'draining') return;
+    const delayMs = opts.delayMs ?? this.config.drain.delayMs;
+    const windowMs = opts.windowMs ?? this.config.drain.windowMs;
+    const timeoutMs = opts.timeoutMs ?? this.config.drain.timeoutMs;
     this.status = { state: 'draining' };
+    this.log.info({ clients: this.transport.connections, delayMs, windowMs, timeoutMs }, 'draining');
+    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+    const started = Date.now();
+    const clients = this.transport.connections;
     if (this.feedHealthTimer) clearInterval(this.feedHealthTimer);
     this.feedHealthTimer = null;
     this.transport.stopListening();
-    this.hub.closeAll('DRAINING', 'server is shutting down', retryMs);
-    const deadline = Date.now() + BYE_GRACE_MS;
+    this.hub.closeAll('DRAINING', 'server is shutting down; reconnect after retryMs', () => Math.floor(Math.random() * (windowMs + 1)));
+    // A bye is followed by a close; most clients are gone within a round trip.
+    const deadline = started + timeoutMs;
     while (this.transport.connections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const forced = this.transport.connections;
     this.transport.closeAll();
     await this.source.stop();
     this.transport.closeAdmin();
     this.status = { state: 'stopped' };
-    this.log.info('tickgate stopped');
+    this.log.info({ clients, forced, ms: Date.now() - started }, 'tickgate stopped');
   }
 }

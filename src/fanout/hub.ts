@@ -239,12 +239,12 @@ export class Hub {
     this.throttle.start();
   }
 
-  /** Sends every client `bye` and stops the timers. */
-  closeAll(code: ByeCode, reason: string, retryMs: number): void {
+  /** Sends every client `bye` (retryMs chosen per client) and stops the timers. */
+  closeAll(code: ByeCode, reason: string, retryMs: () => number): void {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
     this.throttle.stop();
-    for (const s of this.sessions) s.bye(code, reason, retryMs);
+    for (const s of this.sessions) s.bye(code, reason, retryMs());
     this.scheduler.run();
   }
 }

@@ -23,7 +23,7 @@ export async function startGateway(overrides: Record<string, unknown> = {}): Pro
     gateway,
     url: `ws://127.0.0.1:${gateway.port}/v1/stream`,
     http,
-    stop: () => gateway.stop(0),
+    stop: () => gateway.stop({ delayMs: 0, windowMs: 0, timeoutMs: 1000 }),
     async metric(name, labels = {}) {
       const text = await (await fetch(`${http}/metrics`)).text();
       return sampleValue(text, name, labels);
