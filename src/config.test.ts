@@ -92,7 +92,19 @@ describe('loadConfig defaults', () => {
       retryMs: 5000,
     });
     expect(cfg.throttle).toEqual({ minMs: 50, maxMs: 60_000 });
-    expect(cfg.limits).toEqual({ maxSymbolsPerClient: 2000, maxMessageBytes: 64 * 1024, maxMessagesPerSec: 100, maxViolations: 20, maxListSymbols: 1000 });
+    expect(cfg.limits).toEqual({
+      maxSymbolsPerClient: 2000,
+      maxMessageBytes: 64 * 1024,
+      maxMessagesPerSec: 100,
+      maxViolations: 20,
+      maxListSymbols: 1000,
+      maxConnectionsPerIp: 1000,
+      maxConnectionsPerUser: 50,
+      trustProxyHeader: '',
+      subscribeTimeoutMs: 60_000,
+    });
+    expect(cfg.auth.mode).toBe('none');
+    expect(cfg.origin).toEqual({ allowed: [], allowMissing: true });
     expect(cfg.uws).toEqual({ allowFallback: false });
   });
 

@@ -16,6 +16,14 @@ export class ConfigError extends Error {
 
 export type Codec = 'msgpack' | 'json';
 
+/** One API key as configured: only its SHA-256 is known to the gateway. */
+export interface ApiKeyConfig {
+  id: string;
+  sha256: string;
+  user: string;
+  entitlements: string[];
+}
+
 /** One NATS feed as configured. */
 export interface FeedConfig {
   /** Feed name, used in metrics and logs. */
@@ -156,6 +164,36 @@ convict.addFormat({
     }
   },
   coerce: (v: unknown) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+});
+
+const JWT_ALGS = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+convict.addFormat({
+  name: 'jwt-algorithms',
+  validate(value: unknown) {
+    if (!Array.isArray(value) || value.length === 0 || value.some((a) => !JWT_ALGS.includes(a as string))) {
+      throw new Error(`expected a non-empty list of ${JWT_ALGS.join(', ')} ("none" is never accepted), got ${describe(value)}`);
+    }
+  },
+});
+
+convict.addFormat({
+  name: 'api-keys',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error(`expected an array of {id, sha256, user, entitlements}, got ${describe(value)}`);
+    value.forEach((k: unknown, i) => {
+      const o = k as Record<string, unknown>;
+      const at = `[${i}]`;
+      if (typeof o !== 'object' || o === null) throw new Error(`${at}: expected an object`);
+      if (typeof o['id'] !== 'string' || o['id'] === '') throw new Error(`${at}.id: expected a non-empty string`);
+      if (typeof o['sha256'] !== 'string' || !/^[0-9a-f]{64}$/.test(o['sha256'])) {
+        throw new Error(`${at}.sha256: expected 64 lowercase hex digits (sha256 of the key), got ${describe(o['sha256'])}`);
+      }
+      if (typeof o['user'] !== 'string' || o['user'] === '') throw new Error(`${at}.user: expected a non-empty string`);
+      if (!Array.isArray(o['entitlements']) || o['entitlements'].some((e) => typeof e !== 'string')) {
+        throw new Error(`${at}.entitlements: expected an array of patterns such as "sim:*"`);
+      }
+    });
+  },
 });
 
 const TRUE = new Set(['true', '1', 'yes', 'on']);
@@ -315,6 +353,81 @@ const schema = {
       default: 20,
     },
     maxListSymbols: { doc: 'Most symbols returned by one symbols request.', format: intIn(1, 1_000_000), default: 1000 },
+    maxConnectionsPerIp: {
+      doc: 'Most concurrent connections from one client address (0: no limit). Behind a proxy, see trustProxyHeader.',
+      format: intIn(0, 10_000_000),
+      default: 1000,
+    },
+    maxConnectionsPerUser: {
+      doc: 'Most concurrent connections per authenticated user (0: no limit; not applied with auth.mode none).',
+      format: intIn(0, 10_000_000),
+      default: 50,
+    },
+    trustProxyHeader: {
+      doc: 'Header holding the client address set by a trusted proxy, e.g. x-forwarded-for (its last entry is used); empty: the socket address. Set it only behind a proxy that overwrites it.',
+      format: String,
+      default: '',
+    },
+    subscribeTimeoutMs: {
+      doc: 'Close a connection that has not subscribed to anything this long after opening (bye IDLE); 0: never.',
+      format: intIn(0, 86_400_000),
+      default: 60_000,
+    },
+  },
+  auth: {
+    mode: {
+      doc: 'Client authentication at the WebSocket upgrade: none (development), jwt, or apikey.',
+      format: ['none', 'jwt', 'apikey'],
+      default: 'none',
+      env: 'TICKGATE_AUTH_MODE',
+    },
+    allowQueryToken: {
+      doc: 'Accept the token as a ?token= query parameter (for browsers that cannot set headers; it may end up in proxy logs).',
+      format: 'flag',
+      default: true,
+    },
+    jwt: {
+      secret: { doc: 'HS256 shared secret (at least 32 bytes).', format: String, default: '', sensitive: true, env: 'TICKGATE_JWT_SECRET' },
+      publicKeyFile: { doc: 'PEM file with the RS256 or ES256 public key (SPKI) that signs tokens.', format: String, default: '' },
+      jwksFile: { doc: 'JWKS file (JSON) with the public keys that sign tokens, chosen by kid.', format: String, default: '' },
+      algorithms: {
+        doc: 'Accepted signature algorithms.',
+        format: 'jwt-algorithms',
+        default: ['HS256', 'RS256', 'ES256'] as string[],
+      },
+      issuer: { doc: 'Required iss claim (empty: not checked).', format: String, default: '' },
+      audience: { doc: 'Required aud claim (empty: not checked).', format: String, default: '' },
+      clockSkewSec: { doc: 'Tolerance for exp and nbf, seconds.', format: intIn(0, 600), default: 30 },
+      userClaim: { doc: 'Claim naming the user (per-user limits, logs).', format: String, default: 'sub' },
+      entitlementsClaim: {
+        doc: 'Claim listing what the user may see: patterns like "sim:*", "nasdaq:AAPL", "*" (all).',
+        format: String,
+        default: 'ent',
+      },
+    },
+    apiKeys: {
+      doc: 'API keys: [{id, sha256 (hex SHA-256 of the key), user, entitlements: [patterns]}]. Only hashes are configured.',
+      format: 'api-keys',
+      default: [] as unknown[],
+      sensitive: true,
+    },
+  },
+  origin: {
+    allowed: {
+      doc: 'Origins allowed to open WebSocket connections from a browser, e.g. ["https://trading.example.com"]; empty: any origin.',
+      format: Array,
+      default: [] as string[],
+    },
+    allowMissing: {
+      doc: 'Allow clients that send no Origin header (non-browser clients).',
+      format: 'flag',
+      default: true,
+    },
+  },
+  tls: {
+    certFile: { doc: 'PEM certificate chain; with keyFile, the listener speaks TLS (wss://). Empty: plain (terminate TLS at an ingress).', format: String, default: '' },
+    keyFile: { doc: 'PEM private key for certFile.', format: String, default: '' },
+    passphrase: { doc: 'Passphrase of keyFile, if encrypted.', format: String, default: '', sensitive: true, env: 'TICKGATE_TLS_PASSPHRASE' },
   },
   drain: {
     delayMs: {
@@ -394,7 +507,29 @@ export interface Config {
     maxMessagesPerSec: number;
     maxViolations: number;
     maxListSymbols: number;
+    maxConnectionsPerIp: number;
+    maxConnectionsPerUser: number;
+    trustProxyHeader: string;
+    subscribeTimeoutMs: number;
   };
+  auth: {
+    mode: 'none' | 'jwt' | 'apikey';
+    allowQueryToken: boolean;
+    jwt: {
+      secret: string;
+      publicKeyFile: string;
+      jwksFile: string;
+      algorithms: string[];
+      issuer: string;
+      audience: string;
+      clockSkewSec: number;
+      userClaim: string;
+      entitlementsClaim: string;
+    };
+    apiKeys: ApiKeyConfig[];
+  };
+  origin: { allowed: string[]; allowMissing: boolean };
+  tls: { certFile: string; keyFile: string; passphrase: string };
   drain: { delayMs: number; windowMs: number; timeoutMs: number };
   metrics: { port: number | null; latency: boolean };
   uws: { allowFallback: boolean };
@@ -510,5 +645,8 @@ export function printableConfig(opts: LoadOptions = {}): string {
   const cfg = loadConfig(opts);
   const redacted = structuredClone(cfg);
   for (const k of ['pass', 'token'] as const) if (redacted.nats[k]) redacted.nats[k] = '[redacted]';
+  if (redacted.auth.jwt.secret) redacted.auth.jwt.secret = '[redacted]';
+  if (redacted.tls.passphrase) redacted.tls.passphrase = '[redacted]';
+  for (const k of redacted.auth.apiKeys) k.sha256 = '[redacted]';
   return JSON.stringify(redacted, null, 2);
 }

@@ -2,7 +2,11 @@
  * Composition root: wires feed source -> hub (state, index, sessions) ->
  * transport, and owns the start and stop order. Nothing else reaches across.
  */
+import { existsSync } from 'node:fs';
 import type { Registry } from 'prom-client';
+import { AccessControl } from './access/admission.js';
+import { Authenticator } from './access/authenticator.js';
+import { ConfigError } from './config.js';
 import type { Config } from './config.js';
 import { EmbeddedSource } from './feed/embedded-source.js';
 import type { FeedSource } from './feed/feed-source.js';
@@ -11,10 +15,15 @@ import { Hub } from './fanout/hub.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { requireUws } from './transport/uws.js';
+import { dashboardDir, loadStaticFiles } from './transport/static-files.js';
 import { UwsTransport } from './transport/uws-transport.js';
 
 /** How often feed health (connection, silence) is checked. */
 const FEED_HEALTH_MS = 250;
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
 
 export type GatewayStatus = { state: 'starting' } | { state: 'ready' } | { state: 'draining' } | { state: 'stopped' };
 
@@ -22,6 +31,7 @@ export class Gateway {
   readonly hub: Hub;
   readonly source: FeedSource;
   readonly metrics: Registry;
+  readonly access: AccessControl;
   status: GatewayStatus = { state: 'starting' };
   private readonly transport: UwsTransport;
   private feedHealthTimer: NodeJS.Timeout | null = null;
@@ -30,9 +40,21 @@ export class Gateway {
     readonly config: Config,
     private readonly log: Logger,
   ) {
-    const { uws, native } = requireUws(config.uws.allowFallback);
-    if (!native) log.warn('uWebSockets.js runs its pure-JS fallback: expect a fraction of normal throughput');
+    const { uws, native, version } = requireUws(config.uws.allowFallback);
+    if (!native) log.warn({ uws: version }, 'uWebSockets.js runs its pure-JS fallback: expect a fraction of normal throughput');
+    else log.info({ uws: version }, 'uWebSockets.js native binary loaded');
+    this.access = new AccessControl(config, Authenticator.create(config));
+    if (config.auth.mode === 'none' && !isLoopback(config.host)) {
+      log.warn({ host: config.host }, 'auth.mode is none on a non-loopback address: anyone who can reach this port gets all data (set auth.mode to jwt or apikey in production)');
+    }
+    const tls = config.tls.certFile || config.tls.keyFile ? config.tls : null;
+    if (tls) {
+      for (const k of ['certFile', 'keyFile'] as const) {
+        if (!tls[k] || !existsSync(tls[k])) throw new ConfigError(`tls.${k}: expected a readable PEM file (both tls.certFile and tls.keyFile are needed for TLS), got ${JSON.stringify(tls[k])}`);
+      }
+    }
     this.hub = new Hub(config, log);
+    this.hub.authenticator = this.access.authenticator;
     this.source = config.nats.servers.length > 0 ? new NatsSource(config, log) : new EmbeddedSource(config, log);
     this.transport = new UwsTransport(uws, {
       host: config.host,
@@ -41,15 +63,20 @@ export class Gateway {
       idleTimeoutSec: config.ws.idleTimeoutSec,
       // Above the session's own limit, so the session decides and says bye first.
       maxBackpressureBytes: config.backpressure.maxBufferedBytes * 2,
-      openSession: (socket) => this.hub.openSession(socket),
+      openSession: (socket, principal) => this.hub.openSession(socket, principal),
+      admit: (info) => this.access.admit(info),
+      release: (ip, user) => this.access.release(ip, user),
+      proxyHeader: config.limits.trustProxyHeader,
+      tls,
       adminPort: config.metrics.port,
+      staticFiles: loadStaticFiles(dashboardDir()),
       routes: {
         '/healthz': () => ({ status: 200, type: 'application/json', body: '{"status":"ok"}\n' }),
         '/readyz': () => this.readiness(),
         '/metrics': async () => ({ status: 200, type: this.metrics.contentType, body: await this.metrics.metrics() }),
       },
     });
-    this.metrics = createMetrics(this.hub, this.source, () => this.transport.connections, () => this.isReady());
+    this.metrics = createMetrics(this.hub, this.source, this.access, () => this.transport.connections, () => this.isReady());
   }
 
   /** The port the gateway listens on. */
@@ -143,6 +170,7 @@ export class Gateway {
     this.status = { state: 'draining' };
     this.log.info({ clients: this.transport.connections, delayMs, windowMs, timeoutMs }, 'draining');
     if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+    this.access.closed = true;
     const started = Date.now();
     const clients = this.transport.connections;
     if (this.feedHealthTimer) clearInterval(this.feedHealthTimer);

@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { PlainHistogram } from './histogram.js';
+import type { AccessControl } from './access/admission.js';
 import type { FeedSource } from './feed/feed-source.js';
 import type { Hub } from './fanout/hub.js';
 
@@ -68,7 +69,7 @@ function entries<K extends string>(o: Record<K, number>, label: string): Sample[
 }
 
 /** Builds the registry for one gateway. */
-export function createMetrics(hub: Hub, source: FeedSource, connections: () => number, ready: () => boolean): Registry {
+export function createMetrics(hub: Hub, source: FeedSource, access: AccessControl, connections: () => number, ready: () => boolean): Registry {
   const r = new Registry();
   collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX + 'process_', eventLoopMonitoringPrecision: 20 });
   // These three are gauges named like counters (promtool rejects them); the
@@ -120,6 +121,9 @@ export function createMetrics(hub: Hub, source: FeedSource, connections: () => n
   readGauge(r, 'symbols', 'Known symbols (with state).', [], () => [[{}, hub.store.size]]);
 
   readGauge(r, 'connections', 'Open WebSocket connections.', [], () => [[{}, connections()]]);
+  readCounter(r, 'upgrades_rejected_total', 'WebSocket upgrades refused before any connection state, by code (authentication, origin, connection caps, draining).', ['code'], () =>
+    entries(access.rejected, 'code'),
+  );
   readCounter(r, 'connections_opened_total', 'WebSocket connections opened.', [], () => [[{}, hub.counters.opened]]);
   readCounter(r, 'connections_closed_total', 'WebSocket connections closed, by who closed them: a bye code, or remote (client, network, idle timeout).', ['reason'], () =>
     entries(hub.counters.closedBy, 'reason'),

@@ -13,7 +13,9 @@
  * above the mark too long, or buffers past the hard limit, gets `bye
  * SLOW_CONSUMER`.
  */
+import type { Principal } from '../access/authenticator.js';
 import { decodeRequest, encode, isRequestError } from '../protocol/codec.js';
+import type { SymbolState } from '../state/symbol-state.js';
 import { isValidSymbol } from '../protocol/fields.js';
 import {
   CLOSE_CODE,
@@ -60,6 +62,9 @@ export class ClientSession {
   private pending: Subscription[] = [];
   /** When the first message of this turn's frame was queued (for delivery latency). */
   private firstQueuedAt = 0;
+  /** When the connection opened, and whether it ever subscribed (idle timeout). */
+  private readonly openedAt: number;
+  private everSubscribed = false;
   private tokens: number;
   private tokensAt: number;
   private violations = 0;
@@ -69,9 +74,12 @@ export class ClientSession {
     readonly sid: string,
     private readonly hub: Hub,
     private socket: ClientSocket | null,
+    /** Who this is and what they may see; replaced by a successful `auth`. */
+    public principal: Principal,
   ) {
     this.outbox = new Outbox(hub.config.ws.maxFrameBytes, hub.counters);
     const now = Date.now();
+    this.openedAt = now;
     this.lastSentAt = now;
     this.tokens = hub.config.limits.maxMessagesPerSec;
     this.tokensAt = now;
@@ -127,6 +135,16 @@ export class ClientSession {
    */
   sweep(now: number): void {
     if (this.status.state !== 'open' || this.socket === null) return;
+    const exp = this.principal.expiresAt;
+    if (exp !== null && now >= exp) {
+      this.bye('AUTH_EXPIRED', 'the credential expired; reconnect with a fresh token (or send op auth before expiry)', 0);
+      return;
+    }
+    const idleMs = this.hub.config.limits.subscribeTimeoutMs;
+    if (idleMs > 0 && !this.everSubscribed && now - this.openedAt > idleMs) {
+      this.bye('IDLE', `no subscription within ${idleMs} ms`, 0);
+      return;
+    }
     const bp = this.hub.config.backpressure;
     const buffered = this.socket.bufferedAmount();
     this.hub.bufferedBytes.record(buffered);
@@ -193,6 +211,7 @@ export class ClientSession {
     const st = this.hub.store.get(sub.symbol);
     if (st === undefined || st.q === 0) return; // still unknown: the first tick brings the snap
     if (sub.needsSnap) {
+      if (!this.entitledTo(st)) return;
       sub.needsSnap = false;
       this.push('snap', this.hub.snapOf(st));
       if (st.stale) this.push('stat', encode({ t: 'stat', s: st.symbol, st: 'stale' }));
@@ -202,6 +221,24 @@ export class ClientSession {
     this.countMerged(sub.pendingReason, sub.pendingN - 1);
     sub.pendingMask = 0;
     sub.pendingN = 0;
+  }
+
+  /**
+   * Whether this client may see `st` (its feed is now known). If not, the
+   * subscription ends with an err NOT_ENTITLED and no data is ever sent.
+   */
+  entitledTo(st: SymbolState): boolean {
+    const ent = this.principal.entitlements;
+    if (ent.all || ent.allows(st.feed, st.symbol)) return true;
+    const sub = this.subs.get(st.symbol);
+    if (sub !== undefined) {
+      sub.active = false;
+      this.hub.index.remove(sub);
+      this.subs.delete(st.symbol);
+    }
+    this.hub.counters.rejected.NOT_ENTITLED++;
+    this.push('err', encode({ t: 'err', code: 'NOT_ENTITLED', msg: `not entitled to ${st.symbol} from feed ${st.feed}; unsubscribed`, s: st.symbol }));
+    return false;
   }
 
   private countMerged(reason: ConflationReason, n: number): void {
@@ -283,11 +320,50 @@ export class ClientSession {
         break;
       case 'symbols': {
         const max = limits.maxListSymbols;
-        const { symbols, more } = this.hub.store.list(req.prefix, Math.min(req.limit ?? max, max));
+        const ent = this.principal.entitlements;
+        const store = this.hub.store;
+        const { symbols, more } = store.list(req.prefix, Math.min(req.limit ?? max, max), ent.all ? null : (s) => ent.allows(store.get(s)!.feed, s));
         this.push('symbols', encode({ t: 'symbols', id: req.id, symbols, more }));
         break;
       }
+      case 'auth':
+        this.reauthenticate(req.token, req.id);
+        break;
     }
+  }
+
+  /** `op: auth`: a fresh token for the same user extends the session and replaces its entitlements. */
+  private reauthenticate(token: string, id: ClientRequest['id']): void {
+    const auth = this.hub.authenticator;
+    if (auth === null || auth.mode === 'none') {
+      this.push('ack', encode({ t: 'ack', id, op: 'auth', ok: [], err: [] }));
+      return;
+    }
+    void auth.authenticate(token).then((r) => {
+      if (this.status.state !== 'open') return;
+      if (!r.ok || r.principal.user !== this.principal.user) {
+        const code = r.ok ? 'AUTH_INVALID' : r.code === 'AUTH_EXPIRED' ? 'AUTH_EXPIRED' : 'AUTH_INVALID';
+        this.reject({ code, msg: r.ok ? 'the token is for another user' : r.msg, ...(id === undefined ? {} : { id }) }, true);
+        this.hub.scheduler.run();
+        return;
+      }
+      this.principal = r.principal;
+      // Entitlements may have shrunk: end what is no longer allowed.
+      const ent = r.principal.entitlements;
+      const dropped: string[] = [];
+      if (!ent.all) {
+        for (const sub of [...this.subs.values()]) {
+          const st = this.hub.store.get(sub.symbol);
+          if (st !== undefined ? !ent.allows(st.feed, sub.symbol) : !ent.mayAllow(sub.symbol)) {
+            sub.active = false;
+            this.hub.index.remove(sub);
+            this.subs.delete(sub.symbol);
+            dropped.push(sub.symbol);
+          }
+        }
+      }
+      this.push('ack', encode({ t: 'ack', id, op: 'auth', ok: [], err: dropped.map((s) => ({ s, code: 'NOT_ENTITLED', msg: 'no longer entitled; unsubscribed' })), exp: r.principal.expiresAt ?? undefined }));
+    });
   }
 
   private subscribe(symbols: unknown[], snapshot: boolean, throttleMs: number, id: ClientRequest['id']): void {
@@ -302,6 +378,13 @@ export class ClientSession {
     for (const s of symbols) {
       if (!isValidSymbol(s)) {
         err.push({ s: typeof s === 'string' ? s.slice(0, 64) : null, code: 'BAD_SYMBOL', msg: 'symbol must be a string of 1-64 characters without control characters' });
+        continue;
+      }
+      const known = this.hub.store.get(s);
+      const ent = this.principal.entitlements;
+      if (!ent.all && (known !== undefined ? !ent.allows(known.feed, s) : !ent.mayAllow(s))) {
+        err.push({ s, code: 'NOT_ENTITLED', msg: 'not entitled to this symbol' });
+        this.hub.counters.rejected.NOT_ENTITLED++;
         continue;
       }
       let sub = this.subs.get(s);
@@ -320,6 +403,7 @@ export class ClientSession {
       accepted.push(sub);
     }
     if (overLimit) this.violation();
+    if (ok.length > 0) this.everSubscribed = true;
     this.push('ack', encode({ t: 'ack', id, op: 'sub', ok, err, throttleMs: throttle === 0 ? undefined : throttle }));
     for (const sub of accepted) {
       const st = this.hub.store.get(sub.symbol);

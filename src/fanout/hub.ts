@@ -8,6 +8,7 @@ import type { Config } from '../config.js';
 import type { Tick } from '../feed/normalize.js';
 import { encode, encodeData, fieldsOf } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type ByeCode, type ErrorCode } from '../protocol/messages.js';
+import { ANONYMOUS, type Authenticator, type Principal } from '../access/authenticator.js';
 import { preciseNow } from '../clock.js';
 import { PlainHistogram } from '../histogram.js';
 import { LATENCY_BUCKETS } from '../feed/normalize.js';
@@ -21,8 +22,16 @@ import { ThrottleWheel } from './throttle.js';
 /** Fan-out counters, plain numbers read at scrape time. */
 export class HubCounters extends FrameCounters {
   readonly messages = { hello: 0, ack: 0, snap: 0, upd: 0, stat: 0, hb: 0, pong: 0, err: 0, bye: 0, symbols: 0 };
-  readonly byes: Record<ByeCode, number> = { LIMIT_EXCEEDED: 0, SLOW_CONSUMER: 0, DRAINING: 0, INTERNAL: 0 };
-  readonly rejected: Record<ErrorCode, number> = { BAD_REQUEST: 0, UNKNOWN_OP: 0, BAD_SYMBOL: 0, LIMIT_EXCEEDED: 0 };
+  readonly byes: Record<ByeCode, number> = { LIMIT_EXCEEDED: 0, SLOW_CONSUMER: 0, DRAINING: 0, INTERNAL: 0, AUTH_EXPIRED: 0, IDLE: 0 };
+  readonly rejected: Record<ErrorCode, number> = {
+    BAD_REQUEST: 0,
+    UNKNOWN_OP: 0,
+    BAD_SYMBOL: 0,
+    LIMIT_EXCEEDED: 0,
+    NOT_ENTITLED: 0,
+    AUTH_INVALID: 0,
+    AUTH_EXPIRED: 0,
+  };
   sendDropped = 0;
   opened = 0;
   closed = 0;
@@ -35,7 +44,15 @@ export class HubCounters extends FrameCounters {
   /** Sessions above their high water mark now. */
   conflatingNow = 0;
   /** Closed connections by who closed them: a bye code, or `remote` (client or network). */
-  readonly closedBy: Record<ByeCode | 'remote', number> = { LIMIT_EXCEEDED: 0, SLOW_CONSUMER: 0, DRAINING: 0, INTERNAL: 0, remote: 0 };
+  readonly closedBy: Record<ByeCode | 'remote', number> = {
+    LIMIT_EXCEEDED: 0,
+    SLOW_CONSUMER: 0,
+    DRAINING: 0,
+    INTERNAL: 0,
+    AUTH_EXPIRED: 0,
+    IDLE: 0,
+    remote: 0,
+  };
 }
 
 const TS = FIELD_INDEX.get('ts')!;
@@ -56,6 +73,8 @@ export class Hub {
   readonly scheduler = new FlushScheduler();
   readonly counters = new HubCounters();
   readonly sessions = new Set<ClientSession>();
+  /** Verifies `op: auth` tokens; null when authentication is off. */
+  authenticator: Authenticator | null = null;
   readonly throttle = new ThrottleWheel();
   /** Socket buffered bytes per client, sampled by the sweep. */
   readonly bufferedBytes = new PlainHistogram(BUFFERED_BUCKETS);
@@ -115,6 +134,8 @@ export class Hub {
         // Behind, or already holding a delta for this symbol: merge, keep order.
         session.hold(sub, st.changed);
       } else if (sub.needsSnap) {
+        // First data for a symbol subscribed before its feed was known.
+        if (!session.entitledTo(st)) continue;
         sub.needsSnap = false;
         session.push('snap', this.snapOf(st));
       } else if (sub.throttleMs > 0) {
@@ -211,9 +232,9 @@ export class Hub {
     });
   }
 
-  /** A new client connection. */
-  openSession(socket: ClientSocket): ClientSession {
-    const session = new ClientSession(`${this.sidPrefix}-${(nextSid++).toString(36)}`, this, socket);
+  /** A new, admitted client connection. */
+  openSession(socket: ClientSocket, principal: Principal = ANONYMOUS): ClientSession {
+    const session = new ClientSession(`${this.sidPrefix}-${(nextSid++).toString(36)}`, this, socket, principal);
     this.sessions.add(session);
     this.counters.opened++;
     return session;

@@ -143,8 +143,15 @@ export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientReque
       }
       return withId({ op, prefix, limit: limit as number | undefined });
     }
+    case 'auth': {
+      const token = m['token'];
+      if (typeof token !== 'string' || token === '' || token.length > 8192) {
+        return fail('BAD_REQUEST', 'auth: "token" must be a non-empty string', id);
+      }
+      return withId({ op, token });
+    }
     default:
-      return fail('UNKNOWN_OP', `unknown op ${JSON.stringify(op.slice(0, 32))} (expected sub, unsub, ping or symbols)`, id);
+      return fail('UNKNOWN_OP', `unknown op ${JSON.stringify(op.slice(0, 32))} (expected sub, unsub, ping, symbols or auth)`, id);
   }
 }
 

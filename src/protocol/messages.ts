@@ -6,10 +6,10 @@
 export const PROTOCOL_VERSION = 1;
 
 /** Stable error codes carried by `err` and by `ack.err` entries. */
-export type ErrorCode = 'BAD_REQUEST' | 'UNKNOWN_OP' | 'BAD_SYMBOL' | 'LIMIT_EXCEEDED';
+export type ErrorCode = 'BAD_REQUEST' | 'UNKNOWN_OP' | 'BAD_SYMBOL' | 'LIMIT_EXCEEDED' | 'NOT_ENTITLED' | 'AUTH_INVALID' | 'AUTH_EXPIRED';
 
 /** Stable codes carried by `bye` before a server-initiated close. */
-export type ByeCode = 'LIMIT_EXCEEDED' | 'SLOW_CONSUMER' | 'DRAINING' | 'INTERNAL';
+export type ByeCode = 'LIMIT_EXCEEDED' | 'SLOW_CONSUMER' | 'DRAINING' | 'INTERNAL' | 'AUTH_EXPIRED' | 'IDLE';
 
 /** WebSocket close code used after each bye code. */
 export const CLOSE_CODE: Record<ByeCode, number> = {
@@ -17,6 +17,8 @@ export const CLOSE_CODE: Record<ByeCode, number> = {
   SLOW_CONSUMER: 1013,
   DRAINING: 1001,
   INTERNAL: 1011,
+  AUTH_EXPIRED: 1008,
+  IDLE: 1000,
 };
 
 /** Symbol status carried by `stat`. */
@@ -29,7 +31,8 @@ export type ClientRequest =
   | { op: 'sub'; id?: RequestId; symbols: unknown[]; snapshot: boolean; throttleMs: number }
   | { op: 'unsub'; id?: RequestId; symbols: unknown[] }
   | { op: 'ping'; id?: RequestId; ts?: unknown }
-  | { op: 'symbols'; id?: RequestId; prefix: string; limit: number | undefined };
+  | { op: 'symbols'; id?: RequestId; prefix: string; limit: number | undefined }
+  | { op: 'auth'; id?: RequestId; token: string };
 
 /** A rejected client message: the reply to send and whether it counts against the client. */
 export interface RequestError {

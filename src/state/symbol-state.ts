@@ -81,8 +81,8 @@ export class SymbolStore {
     return st;
   }
 
-  /** Known symbols starting with `prefix`, sorted, at most `limit`; `more` when cut. */
-  list(prefix: string, limit: number): { symbols: string[]; more: boolean } {
+  /** Known symbols starting with `prefix` (and passing `filter`), sorted, at most `limit`; `more` when cut. */
+  list(prefix: string, limit: number, filter: ((symbol: string) => boolean) | null = null): { symbols: string[]; more: boolean } {
     // Sorted lazily: symbols are added rarely, listed now and then.
     const all = (this.sorted ??= [...this.states.keys()].sort());
     let lo = 0;
@@ -94,6 +94,7 @@ export class SymbolStore {
     }
     const symbols: string[] = [];
     for (let i = lo; i < all.length && all[i]!.startsWith(prefix); i++) {
+      if (filter !== null && !filter(all[i]!)) continue;
       if (symbols.length === limit) return { symbols, more: true };
       symbols.push(all[i]!);
     }

@@ -3,12 +3,17 @@
  * routes. It adapts uWS sockets to client sessions and owns nothing else.
  */
 import type * as UWS from 'uWebSockets.js';
+import type { Admission, UpgradeInfo } from '../access/admission.js';
+import type { Principal } from '../access/authenticator.js';
 import type { ClientSession, ClientSocket } from '../fanout/client-session.js';
 import type { SendStatus } from '../fanout/outbox.js';
+import type { StaticFile } from './static-files.js';
 
-/** Per-connection data uWS keeps for us. */
+/** Per-connection data uWS keeps for us: created only once the upgrade is admitted. */
 interface SocketData {
   session: ClientSession | null;
+  principal: Principal;
+  ip: string;
 }
 
 /** A plain HTTP handler: returns status, content type and body. */
@@ -21,13 +26,31 @@ export interface TransportOptions {
   idleTimeoutSec: number;
   /** uWS drops sends beyond this (the session closes the client long before). */
   maxBackpressureBytes: number;
-  openSession(socket: ClientSocket): ClientSession;
+  /** Decides an upgrade (origin, limits, authentication). */
+  admit(info: UpgradeInfo): Promise<Admission>;
+  /** An admitted connection ended. */
+  release(ip: string, user: string): void;
+  /** Header holding the client address from a trusted proxy ('' for none). */
+  proxyHeader: string;
+  openSession(socket: ClientSocket, principal: Principal): ClientSession;
   routes: Record<string, HttpRoute>;
   /** Serve the HTTP routes on this separate port instead (null: on `port`). */
   adminPort: number | null;
+  /** TLS for the main port (wss://); null: plain. The admin port stays plain. */
+  tls: { certFile: string; keyFile: string; passphrase: string } | null;
+  /** Files served on `port` by URL path (`/` and `/assets/...`): the built dashboard, possibly none. */
+  staticFiles: ReadonlyMap<string, StaticFile>;
 }
 
-const STATUS_TEXT: Record<number, string> = { 200: '200 OK', 404: '404 Not Found', 500: '500 Internal Server Error', 503: '503 Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  429: '429 Too Many Requests',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+};
 
 function notFound(app: UWS.TemplatedApp): void {
   app.any('/*', (res) => {
@@ -82,7 +105,10 @@ export class UwsTransport {
   ) {}
 
   async listen(): Promise<void> {
-    const app = this.uws.App();
+    const tls = this.opts.tls;
+    const app = tls
+      ? this.uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile, ...(tls.passphrase ? { passphrase: tls.passphrase } : {}) })
+      : this.uws.App();
     const opts = this.opts;
     app.ws<SocketData>('/v1/stream', {
       // A message over 4x the configured limit closes the connection at the
@@ -94,17 +120,43 @@ export class UwsTransport {
       closeOnBackpressureLimit: 0,
       compression: this.uws.DISABLED,
       upgrade: (res, req, context) => {
-        res.upgrade<SocketData>(
-          { session: null },
-          req.getHeader('sec-websocket-key'),
-          req.getHeader('sec-websocket-protocol'),
-          req.getHeader('sec-websocket-extensions'),
-          context,
-        );
+        // req is only valid during this call: read everything now.
+        const key = req.getHeader('sec-websocket-key');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const info: UpgradeInfo = {
+          origin: req.getHeader('origin'),
+          authorization: req.getHeader('authorization'),
+          protocols: req.getHeader('sec-websocket-protocol'),
+          query: req.getQuery() ?? '',
+          remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+          forwardedFor: opts.proxyHeader ? req.getHeader(opts.proxyHeader.toLowerCase()) : '',
+        };
+        let aborted = false;
+        res.onAborted(() => {
+          aborted = true;
+        });
+        // Authentication may be asynchronous; nothing per connection exists until it passes.
+        void opts.admit(info).then((a) => {
+          if (aborted) {
+            if (a.ok) opts.release(a.ip, a.principal.user);
+            return;
+          }
+          res.cork(() => {
+            if (!a.ok) {
+              res
+                .writeStatus(STATUS_TEXT[a.status] ?? String(a.status))
+                .writeHeader('Content-Type', 'application/json')
+                .end(JSON.stringify({ code: a.code, msg: a.msg }) + '\n');
+              return;
+            }
+            res.upgrade<SocketData>({ session: null, principal: a.principal, ip: a.ip }, key, a.protocol, extensions, context);
+          });
+        });
       },
       open: (ws) => {
         this.sockets.add(ws);
-        ws.getUserData().session = opts.openSession(new UwsClientSocket(ws));
+        const data = ws.getUserData();
+        data.session = opts.openSession(new UwsClientSocket(ws), data.principal);
       },
       message: (ws, message, isBinary) => {
         ws.getUserData().session?.onMessage(message, isBinary);
@@ -117,6 +169,7 @@ export class UwsTransport {
         const data = ws.getUserData();
         const s = data.session;
         data.session = null;
+        opts.release(data.ip, data.principal.user);
         s?.onClose();
       },
     });
@@ -129,6 +182,7 @@ export class UwsTransport {
       this.adminSocket = await this.listenOn(admin, opts.adminPort);
       this.adminPort = this.uws.us_socket_local_port(this.adminSocket);
     }
+    this.addStatic(app);
     notFound(app);
     this.listenSocket = await this.listenOn(app, opts.port);
     this.port = this.uws.us_socket_local_port(this.listenSocket);
@@ -165,6 +219,24 @@ export class UwsTransport {
           });
       });
     }
+  }
+
+  /** The dashboard on the client port, from memory. */
+  private addStatic(app: UWS.TemplatedApp): void {
+    const files = this.opts.staticFiles;
+    const serve = (res: UWS.HttpResponse, req: UWS.HttpRequest): void => {
+      const f = files.get(req.getUrl());
+      res.cork(() => {
+        if (f === undefined) {
+          const hint = files.size === 0 ? 'dashboard not built: run npm run build:dashboard\n' : 'not found\n';
+          res.writeStatus('404 Not Found').writeHeader('Content-Type', 'text/plain').end(hint);
+        } else {
+          res.writeStatus('200 OK').writeHeader('Content-Type', f.type).writeHeader('Cache-Control', f.cache).end(f.body);
+        }
+      });
+    };
+    app.get('/', serve);
+    app.get('/assets/*', serve);
   }
 
   /** Stops accepting client connections (the admin port, if any, stays up for probes). Open connections stay until closed. */

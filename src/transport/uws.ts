@@ -6,7 +6,8 @@
  * is many times slower, so the gateway refuses it unless allowed.
  */
 import { createRequire } from 'node:module';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type * as UWS from 'uWebSockets.js';
 
 const require = createRequire(import.meta.url);
@@ -20,6 +21,8 @@ export interface LoadedUws {
   uws: typeof UWS;
   /** True when a native `.node` binary of the package was loaded. */
   native: boolean;
+  /** Package name and version, and the binary file, for the start log. */
+  version: { package: string; version: string; binary: string | null };
 }
 
 /** Requires uWebSockets.js once and reports how it loaded. */
@@ -29,8 +32,14 @@ export function loadUws(): LoadedUws {
   // Official and repackaged builds alike load `uws_<platform>_<arch>_<abi>.node`
   // from inside the package; the fallback loads none.
   const pkgDir = dirname(dirname(entry));
-  const native = Object.keys(require.cache).some((k) => k.startsWith(pkgDir) && k.endsWith('.node'));
-  return { uws, native };
+  const binary = Object.keys(require.cache).find((k) => k.startsWith(pkgDir) && k.endsWith('.node')) ?? null;
+  let pkg = { name: 'uWebSockets.js', version: 'unknown' };
+  try {
+    pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as typeof pkg;
+  } catch {
+    // version stays unknown
+  }
+  return { uws, native: binary !== null, version: { package: pkg.name, version: pkg.version, binary: binary && basename(binary) } };
 }
 
 /** Loads uWebSockets.js and throws unless it is native or the fallback is allowed. */

@@ -32,6 +32,11 @@ export class TestClient {
     });
   }
 
+  /** Wraps a socket opened elsewhere (attach before its first message arrives, e.g. in its open handler). */
+  static wrap(ws: WebSocket): TestClient {
+    return new TestClient(ws);
+  }
+
   static connect(url: string): Promise<TestClient> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url);

@@ -1,0 +1,146 @@
+/**
+ * Admission at the WebSocket upgrade, before any per-connection state
+ * exists: origin allowlist, per-address and per-user connection caps, and
+ * authentication. A refusal is an HTTP status with a stable code, counted.
+ */
+import type { Config } from '../config.js';
+import { Authenticator, type AuthCode, type Principal } from './authenticator.js';
+
+/** Stable codes of refused upgrades. */
+export type RejectCode = AuthCode | 'ORIGIN_NOT_ALLOWED' | 'TOO_MANY_CONNECTIONS' | 'DRAINING';
+
+export const REJECT_CODES: readonly RejectCode[] = [
+  'AUTH_REQUIRED',
+  'AUTH_INVALID',
+  'AUTH_EXPIRED',
+  'ORIGIN_NOT_ALLOWED',
+  'TOO_MANY_CONNECTIONS',
+  'DRAINING',
+];
+
+const STATUS: Record<RejectCode, number> = {
+  AUTH_REQUIRED: 401,
+  AUTH_INVALID: 401,
+  AUTH_EXPIRED: 401,
+  ORIGIN_NOT_ALLOWED: 403,
+  TOO_MANY_CONNECTIONS: 429,
+  DRAINING: 503,
+};
+
+/** What the upgrade request carried (read synchronously in the uWS handler). */
+export interface UpgradeInfo {
+  origin: string;
+  authorization: string;
+  /** Sec-WebSocket-Protocol as sent: comma-separated offers. */
+  protocols: string;
+  query: string;
+  /** The socket's remote address. */
+  remoteAddress: string;
+  /** The trusted proxy header's value, when configured. */
+  forwardedFor: string;
+}
+
+/** The subprotocol a client offers to say it speaks this protocol (and that other offers may carry a token). */
+export const SUBPROTOCOL = 'tickgate.v1';
+const BEARER_PROTOCOL = 'bearer.';
+
+export type Admission =
+  | { ok: true; principal: Principal; ip: string; protocol: string }
+  | { ok: false; status: number; code: RejectCode; msg: string };
+
+export class AccessControl {
+  readonly rejected: Record<RejectCode, number> = {
+    AUTH_REQUIRED: 0,
+    AUTH_INVALID: 0,
+    AUTH_EXPIRED: 0,
+    ORIGIN_NOT_ALLOWED: 0,
+    TOO_MANY_CONNECTIONS: 0,
+    DRAINING: 0,
+  };
+  private readonly perIp = new Map<string, number>();
+  private readonly perUser = new Map<string, number>();
+  private readonly origins: Set<string>;
+  /** Refuse new upgrades (draining). */
+  closed = false;
+
+  constructor(
+    private readonly config: Config,
+    readonly authenticator: Authenticator,
+  ) {
+    this.origins = new Set(config.origin.allowed.map((o) => o.toLowerCase().replace(/\/$/, '')));
+  }
+
+  /** The client address: the socket's, or the trusted proxy header's last entry. */
+  clientIp(info: UpgradeInfo): string {
+    if (this.config.limits.trustProxyHeader && info.forwardedFor) {
+      const parts = info.forwardedFor.split(',');
+      const last = parts[parts.length - 1]!.trim();
+      if (last) return last;
+    }
+    return info.remoteAddress;
+  }
+
+  /** The token from Authorization: Bearer, a bearer.<token> subprotocol, or ?token= (when allowed). */
+  token(info: UpgradeInfo): string | null {
+    const m = /^Bearer\s+(\S+)$/i.exec(info.authorization.trim());
+    if (m) return m[1]!;
+    for (const p of info.protocols.split(',')) {
+      const t = p.trim();
+      if (t.startsWith(BEARER_PROTOCOL)) return t.slice(BEARER_PROTOCOL.length);
+    }
+    if (this.config.auth.allowQueryToken && info.query) {
+      const q = new URLSearchParams(info.query).get('token');
+      if (q) return q;
+    }
+    return null;
+  }
+
+  /**
+   * Decides an upgrade. On success the connection is counted against its
+   * address and user until {@link release}.
+   */
+  async admit(info: UpgradeInfo): Promise<Admission> {
+    if (this.closed) return this.reject('DRAINING', 'server is draining; connect to another instance');
+    const origin = info.origin.toLowerCase().replace(/\/$/, '');
+    if (origin === '' ? !this.config.origin.allowMissing : this.origins.size > 0 && !this.origins.has(origin)) {
+      return this.reject('ORIGIN_NOT_ALLOWED', origin === '' ? 'an Origin header is required' : `origin ${info.origin} is not allowed`);
+    }
+    const ip = this.clientIp(info);
+    const l = this.config.limits;
+    if (l.maxConnectionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= l.maxConnectionsPerIp) {
+      return this.reject('TOO_MANY_CONNECTIONS', `at most ${l.maxConnectionsPerIp} connections per address`);
+    }
+    const auth = await this.authenticator.authenticate(this.token(info));
+    if (!auth.ok) return this.reject(auth.code, auth.msg);
+    const user = auth.principal.user;
+    const perUser = this.authenticator.mode !== 'none' && l.maxConnectionsPerUser > 0;
+    // Re-checked after the await: other upgrades may have been admitted meanwhile.
+    if (
+      (l.maxConnectionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= l.maxConnectionsPerIp) ||
+      (perUser && (this.perUser.get(user) ?? 0) >= l.maxConnectionsPerUser)
+    ) {
+      return this.reject('TOO_MANY_CONNECTIONS', `at most ${perUser ? l.maxConnectionsPerUser : l.maxConnectionsPerIp} connections per ${perUser ? 'user' : 'address'}`);
+    }
+    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    if (perUser) this.perUser.set(user, (this.perUser.get(user) ?? 0) + 1);
+    const offered = info.protocols.split(',').map((p) => p.trim());
+    return { ok: true, principal: auth.principal, ip, protocol: offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '' };
+  }
+
+  /** A connection admitted for (ip, user) has ended (or its upgrade was aborted). */
+  release(ip: string, user: string): void {
+    dec(this.perIp, ip);
+    if (this.authenticator.mode !== 'none') dec(this.perUser, user);
+  }
+
+  private reject(code: RejectCode, msg: string): Admission {
+    this.rejected[code]++;
+    return { ok: false, status: STATUS[code], code, msg };
+  }
+}
+
+function dec(m: Map<string, number>, k: string): void {
+  const n = (m.get(k) ?? 0) - 1;
+  if (n <= 0) m.delete(k);
+  else m.set(k, n);
+}
