@@ -1,0 +1,238 @@
+/**
+ * Records NATS traffic to a capture file (format: see capture.ts and
+ * feeds/README.md), for `feed:replay` to publish again later.
+ *
+ *   npm run feed:record -- --subject 'md.sim.>' --out capture.ndjson.gz --duration 30
+ *
+ * Each message is stamped with its arrival time in the subscription callback
+ * and written straight into the gzip stream, so the times are not skewed by
+ * compression. The gzip stream buffers bursts; if it falls more than
+ * MAX_PENDING_BYTES behind, recording stops with an error rather than
+ * growing without bound (a capture that silently dropped messages would be
+ * worse than none). Whatever ends the recording (bound, signal, error), the
+ * gzip stream is ended and the file closed, so what was written is readable.
+ */
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { badNatsUrl, CaptureWriter, MAX_PENDING_BYTES, round, type CaptureHeader, type CodecCounts } from './capture.js';
+import { UsageError } from './sim.js';
+
+export { UsageError };
+
+/** Effective options of one recording. */
+export interface RecordOptions {
+  /** NATS server URL(s), comma-separated. */
+  url: string;
+  /** Subject to subscribe to; wildcards allowed. */
+  subject: string;
+  /** Capture file to create. */
+  out: string;
+  /** Replace `out` if it exists. */
+  force: boolean;
+  /** Seconds to record; null = no time bound. */
+  duration: number | null;
+  /** Messages to record; null = no count bound. */
+  count: number | null;
+  /** Called once the subscription is registered with the server: from then on nothing published is missed. */
+  onReady?: (header: CaptureHeader) => void;
+}
+
+/** What a recording did; printed as one JSON line at the end of the CLI. */
+export interface RecordSummary {
+  out: string;
+  /** Messages recorded. */
+  records: number;
+  /** Of which, per codec. */
+  codecs: CodecCounts;
+  /** Size of the capture file. */
+  bytes: number;
+  /** From the start of recording to the last message written. */
+  seconds: number;
+  stoppedBy: 'count' | 'duration' | 'signal';
+}
+
+export const USAGE = `usage: npm run feed:record -- --out FILE [options]
+
+  --url URL          NATS server(s), comma-separated (default $NATS_URL or nats://127.0.0.1:4222)
+  --subject S        subject to record, wildcards allowed (default md.sim.>)
+  --out FILE         capture file to write, gzip-compressed NDJSON (required; e.g. capture.ndjson.gz)
+  --force            replace FILE if it exists
+  --duration S       seconds to record (default 60 unless --count is given; 0 = until stopped)
+  --count N          messages to record
+  --help             show this help
+
+Stops at the first bound reached, or on SIGINT/SIGTERM, and always closes the
+file properly; prints a JSON summary to stderr.`;
+
+const DEFAULT_URL = 'nats://127.0.0.1:4222';
+// Tokens are non-empty and blank-free; '>' only as the last token.
+const SUBJECT = /^(?:[^\s.>]+\.)*(?:[^\s.>]+|>)$/;
+
+function num(name: string, raw: string, expected: string, ok: (n: number) => boolean): number {
+  const n = raw.trim() === '' ? NaN : Number(raw);
+  if (!ok(n)) throw new UsageError(`--${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** Parses CLI arguments (without node and script). Throws {@link UsageError} naming the option. */
+export function parseRecordArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): RecordOptions | 'help' {
+  let values;
+  try {
+    values = parseArgs({
+      args: [...argv],
+      options: {
+        url: { type: 'string' },
+        subject: { type: 'string' },
+        out: { type: 'string' },
+        force: { type: 'boolean' },
+        duration: { type: 'string' },
+        count: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message, { cause: err });
+  }
+  if (values.help) return 'help';
+
+  const url = values.url ?? (env['NATS_URL'] || DEFAULT_URL);
+  const badUrl = badNatsUrl(url);
+  if (badUrl !== null) throw new UsageError(badUrl);
+  const subject = values.subject ?? 'md.sim.>';
+  if (!SUBJECT.test(subject)) {
+    throw new UsageError(`--subject: expected a NATS subject such as md.sim.> (wildcards * and > allowed), got ${JSON.stringify(subject)}`);
+  }
+  if (values.out === undefined || values.out === '') throw new UsageError('--out: required, the capture file to write (e.g. capture.ndjson.gz)');
+  const count =
+    values.count === undefined ? null : num('count', values.count, 'a positive integer', (n) => Number.isSafeInteger(n) && n >= 1);
+  let duration: number | null;
+  if (values.duration === undefined) {
+    duration = count === null ? 60 : null;
+  } else {
+    const d = num('duration', values.duration, 'seconds, a finite number >= 0 (0 = until stopped)', (n) => Number.isFinite(n) && n >= 0);
+    duration = d === 0 ? null : d;
+  }
+  return { url, subject, out: values.out, force: values.force ?? false, duration, count };
+}
+
+/**
+ * Records messages on `opts.subject` to `opts.out` until the count or
+ * duration bound is reached or `signal` aborts, then closes the capture.
+ * Rejects (after closing what was written) if NATS cannot be reached, the
+ * connection closes mid-run or the file cannot be written.
+ */
+export async function recordCapture(opts: RecordOptions, signal?: AbortSignal): Promise<RecordSummary> {
+  // The file first: a bad path or an existing capture fails before any connection is made.
+  let writer: CaptureWriter;
+  try {
+    writer = await CaptureWriter.create(opts.out, opts.force);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new UsageError(`--out: ${opts.out} exists; choose another file or pass --force to replace it`, { cause: err });
+    }
+    throw new UsageError(`--out: cannot create ${opts.out}: ${(err as Error).message}`, { cause: err });
+  }
+  let nc: NatsConnection;
+  try {
+    nc = await connect({ servers: opts.url.split(',').map((u) => u.trim()), name: 'tickgate-feed-record', timeout: 5000 });
+  } catch (err) {
+    await writer.discard();
+    throw err;
+  }
+
+  const limit = opts.count ?? Infinity;
+  const startedAt = Date.now();
+  const t0 = performance.now();
+  let stopMono = t0;
+  writer.writeHeader({ subject: opts.subject, startedAt });
+
+  let outcome = 'signal' as RecordSummary['stoppedBy'] | Error;
+  let done = false;
+  let timer: NodeJS.Timeout | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  // The first reason wins; after it the callback writes nothing more.
+  const finish = (why: RecordSummary['stoppedBy'] | Error) => {
+    if (done) return;
+    done = true;
+    stopMono = performance.now();
+    outcome = why;
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+    resolveStopped();
+  };
+  const onAbort = () => finish('signal');
+
+  try {
+    const sub = nc.subscribe(opts.subject, {
+      callback: (err, msg) => {
+        if (done) return;
+        if (err) return finish(err);
+        // The payload is encoded synchronously here: nothing keeps a reference to the client's buffer.
+        writer.write(performance.now() - t0, msg.subject, msg.data);
+        if (writer.records >= limit) finish('count');
+        else if (writer.pendingBytes > MAX_PENDING_BYTES) {
+          finish(new Error(`the capture file cannot keep up: over ${MAX_PENDING_BYTES} bytes waiting for compression`));
+        } else if (writer.error) finish(writer.error);
+      },
+    });
+    if (signal?.aborted) finish('signal');
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    void nc.closed().then((err) => finish(err ?? new Error('NATS connection closed')));
+    if (opts.duration !== null) timer = setTimeout(() => finish('duration'), opts.duration * 1000);
+    // The server has registered the subscription once the round trip returns.
+    await nc.flush();
+    if (!done) opts.onReady?.({ format: 'tickgate-capture', v: 1, subject: opts.subject, startedAt });
+    await stopped;
+    sub.unsubscribe();
+  } catch (err) {
+    finish(err as Error);
+  } finally {
+    if (!nc.isClosed()) await nc.close().catch(() => undefined);
+  }
+
+  // Always complete the gzip stream: what was recorded stays readable even when recording failed.
+  const bytes = await writer.close();
+  if (outcome instanceof Error) throw outcome;
+  const seconds = (stopMono - t0) / 1000;
+  return { out: opts.out, records: writer.records, codecs: { ...writer.counts }, bytes, seconds: round(seconds, 3), stoppedBy: outcome };
+}
+
+async function main(): Promise<number> {
+  let opts;
+  try {
+    opts = parseRecordArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`feed:record: ${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (opts === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const ac = new AbortController();
+  const onSignal = () => {
+    // A second signal means "now", at the cost of a truncated file.
+    if (ac.signal.aborted) process.exit(130);
+    ac.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const summary = await recordCapture(opts, ac.signal);
+    process.stderr.write(JSON.stringify(summary) + '\n');
+    return 0;
+  } catch (err) {
+    process.stderr.write(`feed:record: ${(err as Error).message}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
+  void main().then((code) => process.exit(code));
+}
