@@ -1,17 +1,18 @@
 /**
  * Checks the deployment artifacts against the gateway they deploy: the
  * Grafana dashboards query only metrics a running gateway exports, the Helm
- * chart's config loads through the gateway's own loader and probes the right
- * port and paths, and the Dockerfile builds a lean, non-root image that Node
- * runs directly under tini.
+ * chart's config loads through the gateway's own loader, its probes, drain
+ * and secrets fit the gateway, its templates use only documented values, and
+ * the Dockerfile builds a lean, non-root image that Node runs directly under
+ * tini. Helm cannot run here, so the chart is checked by what its files say.
  */
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { parse as parseYaml } from 'yaml';
-import { loadConfig } from '../src/config.js';
+import { isMap, isScalar, parse as parseYaml, parseDocument, type YAMLMap } from 'yaml';
+import { loadConfig, printableConfig } from '../src/config.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -143,14 +144,89 @@ describe('dashboards', () => {
   });
 });
 
+const CHART = 'helm/tickgate';
+const chartFile = (rel: string) => read(`${CHART}/${rel}`);
+const chartTemplates = readdirSync(join(ROOT, CHART, 'templates')).sort();
+
+/** The body of `{{- define "name" -}}` in _helpers.tpl, up to the next define. */
+function helper(name: string): string {
+  const text = chartFile('templates/_helpers.tpl');
+  const start = text.indexOf(`{{- define "${name}" -}}`);
+  expect(start, `define "${name}" in _helpers.tpl`).toBeGreaterThanOrEqual(0);
+  const next = text.indexOf('{{- define ', start + 1);
+  return text.slice(start, next === -1 ? undefined : next);
+}
+
+/** Every `.Values.a.b` path used in `text`. */
+function valuesPaths(text: string): string[] {
+  return [...text.matchAll(/\.Values\.([A-Za-z0-9_.]+)/g)].map((m) => m[1]!);
+}
+
+/** The value at a dotted path of parsed values.yaml, or undefined when a segment is missing. */
+function resolve(values: Json, path: string): Json | undefined {
+  let node: Json | undefined = values;
+  for (const key of path.split('.')) {
+    if (!isObject(node) || !Object.hasOwn(node, key)) return undefined;
+    node = node[key];
+  }
+  return node;
+}
+
+/**
+ * Keys of values.yaml without a comment: a key counts as documented when a
+ * comment precedes it (for the first key of a map, the comment is the map's)
+ * or follows its value; an undocumented key is fine if it holds a map whose
+ * keys are all documented.
+ */
+function undocumentedKeys(map: YAMLMap, prefix = ''): string[] {
+  const out: string[] = [];
+  map.items.forEach((pair, i) => {
+    const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+    const value = pair.value as { comment?: string | null } | null;
+    const commented =
+      (isScalar(pair.key) && !!pair.key.commentBefore) || (i === 0 && !!map.commentBefore) || !!value?.comment;
+    if (commented) return;
+    if (isMap(pair.value) && pair.value.items.length > 0) out.push(...undocumentedKeys(pair.value, `${prefix}${key}.`));
+    else out.push(prefix + key);
+  });
+  return out;
+}
+
+/** Config keys whose values the gateway treats as secrets: those --print-config redacts. */
+function sensitiveConfigKeys(): string[] {
+  const defaults = loadConfig({ env: {} }) as unknown as JsonObject;
+  const emptyStrings: [string, string][] = [];
+  const walk = (node: JsonObject, prefix: string) => {
+    for (const [k, v] of Object.entries(node)) {
+      if (typeof v === 'string' && v === '') emptyStrings.push([prefix + k, k]);
+      else if (isObject(v)) walk(v, `${prefix}${k}.`);
+    }
+  };
+  walk(defaults, '');
+  const overrides: JsonObject = {};
+  for (const [path] of emptyStrings) {
+    const keys = path.split('.');
+    let node = overrides;
+    for (const k of keys.slice(0, -1)) node = (node[k] ??= {}) as JsonObject;
+    node[keys.at(-1)!] = 'set-to-find-secrets-0123456789abcdef';
+  }
+  const printed = JSON.parse(printableConfig({ env: {}, overrides })) as Json;
+  return emptyStrings.map(([path]) => path).filter((path) => resolve(printed, path) === '[redacted]');
+}
+
 describe('helm chart', () => {
-  const values = parseYaml(read('helm/tickgate/values.yaml')) as { config: Record<string, unknown> };
-  const deployment = read('helm/tickgate/templates/deployment.yaml');
+  const values = parseYaml(chartFile('values.yaml')) as JsonObject & { config: JsonObject };
+  const deployment = chartFile('templates/deployment.yaml');
+  const configmap = chartFile('templates/configmap.yaml');
+  const drain = (key: string) => resolve(values, `config.drain.${key}`);
 
   it('has a config the gateway loads', () => {
     expect(values.config).toBeTypeOf('object');
     const config = loadConfig({ env: {}, overrides: values.config });
     expect(config.port).toBe(values.config['port']);
+    expect(config.metrics.port, 'config.metrics.port: a separate metrics port by default').toBe(resolve(values, 'config.metrics.port'));
+    expect(config.metrics.port).not.toBe(config.port);
+    expect(config.drain).toEqual({ delayMs: 5000, windowMs: 10_000, timeoutMs: 15_000 });
   });
 
   it('has only top-level config keys the schema knows', () => {
@@ -173,18 +249,55 @@ describe('helm chart', () => {
     }
   });
 
-  it('probes /readyz and /healthz on the config port', () => {
+  it('loads the config with the file paths the chart adds for TLS and token keys', () => {
+    const fileOf = (name: string) => /-\}\}(\/etc\/tickgate\/\S+?)\{\{-/.exec(helper(name))?.[1];
+    const certFile = fileOf('tickgate.tlsCertFile');
+    const keyFile = fileOf('tickgate.tlsKeyFile');
+    expect(certFile).toBe('/etc/tickgate/tls/tls.crt');
+    expect(keyFile).toBe('/etc/tickgate/tls/tls.key');
+    const keys = helper('tickgate.publicKeysFile');
+    const pem = /"pem" -\}\}(\/etc\/tickgate\/\S+?)\{\{-/.exec(keys)?.[1];
+    const jwks = /else -\}\}(\/etc\/tickgate\/\S+?)\{\{-/.exec(keys)?.[1];
+    expect(pem).toBeDefined();
+    expect(jwks).toBeDefined();
+    // The projected volume puts each file where the config says it is.
+    for (const path of [certFile!, keyFile!]) expect(deployment).toContain(`path: ${path.replace('/etc/tickgate/', '')}`);
+    expect(deployment).toMatch(/path: \{\{ include "tickgate\.publicKeysFile" \$ \| trimPrefix "\/etc\/tickgate\/" \}\}/);
+    // loadConfig checks keys and formats, not files (the gateway opens them at start).
+    const config = loadConfig({
+      env: {},
+      overrides: { ...values.config, tls: { certFile, keyFile }, auth: { mode: 'jwt', jwt: { jwksFile: jwks, publicKeyFile: pem } } },
+    });
+    expect(config.tls.certFile).toBe(certFile);
+    const configJson = helper('tickgate.configJson');
+    expect(configJson).toMatch(/set \$tls "certFile" \(include "tickgate\.tlsCertFile" \.\)/);
+    expect(configJson).toMatch(/set \$tls "keyFile" \(include "tickgate\.tlsKeyFile" \.\)/);
+    expect(configJson).toMatch(/ternary "publicKeyFile" "jwksFile" \(eq \.Values\.auth\.publicKeys\.format "pem"\)/);
+  });
+
+  it('probes /readyz and /healthz on the metrics port when config.metrics.port is set, else on the config port', () => {
     const port = /-\s*name:\s*(\S+)\s*\n\s*containerPort:\s*\{\{[^}]*\.Values\.config\.port\s*\}\}/.exec(deployment);
     expect(port, 'containerPort from .Values.config.port').not.toBeNull();
     const portName = port![1]!;
+    expect(portName).toBe('ws');
+    expect(deployment, 'containerPort metrics, only with config.metrics.port').toMatch(
+      /\{\{- if eq \(include "tickgate\.metricsPortName" \.\) "metrics" \}\}\s*\n\s*- name: metrics\s*\n\s*containerPort: \{\{ include "tickgate\.metricsPort" \. \}\}/,
+    );
+    // The port name the probes use: "metrics" when config.metrics.port is set, else the main port.
+    expect(helper('tickgate.metricsPortName')).toMatch(
+      new RegExp(`if dig "metrics" "port" 0 \\.Values\\.config \\| int -\\}\\}metrics\\{\\{- else -\\}\\}${portName}\\{\\{- end -\\}\\}`),
+    );
+    expect(helper('tickgate.metricsPort')).toMatch(/dig "metrics" "port" 0 \.Values\.config \| int \| default \.Values\.config\.port/);
+    expect(resolve(values, 'config.metrics.port'), 'metrics port on by default').toBeTypeOf('number');
     for (const [probe, path] of [
+      ['startupProbe', '/healthz'],
       ['readinessProbe', '/readyz'],
       ['livenessProbe', '/healthz'],
     ] as const) {
       const m = new RegExp(`${probe}:\\s*\\n\\s*httpGet:\\s*\\n\\s*path:\\s*(\\S+)\\s*\\n\\s*port:\\s*(.+)`).exec(deployment);
       expect(m, probe).not.toBeNull();
       expect(m![1]).toBe(path);
-      expect([portName, '{{ .Values.config.port }}']).toContain(m![2]!.trim());
+      expect(m![2]!.trim(), probe).toBe('{{ include "tickgate.metricsPortName" . }}');
     }
     expect(deployment).toMatch(/name:\s*TICKGATE_PORT\s*\n\s*value:\s*\{\{\s*\.Values\.config\.port\b/);
   });
@@ -192,11 +305,125 @@ describe('helm chart', () => {
   it('runs the gateway directly with the mounted config, non-root and read-only', () => {
     expect(deployment).toMatch(/args:\s*\["node", "dist\/src\/main\.js", "--config", "\/etc\/tickgate\/tickgate\.json"\]/);
     expect(deployment).toMatch(/mountPath:\s*\/etc\/tickgate\b/);
-    expect(read('helm/tickgate/templates/configmap.yaml')).toMatch(/tickgate\.json:\s*\{\{\s*toJson \.Values\.config/);
+    // The ConfigMap holds `config` as JSON plus file paths (tickgate.configJson starts from a copy of it).
+    expect(configmap).toMatch(/tickgate\.json:\s*\{\{\s*include "tickgate\.configJson" \. \| quote\s*\}\}/);
+    expect(helper('tickgate.configJson')).toMatch(/\$config := deepCopy \.Values\.config -\}\}[\s\S]*toJson \$config -\}\}/);
     expect(deployment).toMatch(/runAsNonRoot:\s*true/);
     expect(deployment).toMatch(/readOnlyRootFilesystem:\s*true/);
     expect(deployment).toMatch(/allowPrivilegeEscalation:\s*false/);
     expect(deployment).toMatch(/checksum\/config:\s*\{\{\s*include \(print \$\.Template\.BasePath "\/configmap\.yaml"\) \. \| sha256sum\s*\}\}/);
+  });
+
+  it('keeps secret values out of the ConfigMap', () => {
+    // configmap.yaml renders `config` only, through tickgate.configJson, which adds file paths and reads no Secret.
+    expect(valuesPaths(configmap).filter((p) => p !== 'config' && !p.startsWith('config.'))).toEqual([]);
+    const configJson = helper('tickgate.configJson');
+    for (const p of valuesPaths(configJson)) expect(p, `.Values.${p} in tickgate.configJson`).toMatch(/^(config|tls\.existingSecret|auth\.publicKeys\.\w+)$/);
+    expect(configJson).not.toMatch(/secretKeyRef|lookup|\.Files|b64dec|jwtSecretKey|auth\.existingSecret/);
+    expect(configmap).toMatch(/^\{\{- include "tickgate\.validate" \. \}\}/);
+    // The chart refuses every key --print-config redacts, and values.yaml sets none of them.
+    const sensitive = sensitiveConfigKeys();
+    expect(sensitive).toEqual(expect.arrayContaining(['auth.jwt.secret', 'nats.pass', 'nats.token', 'tls.passphrase']));
+    const validate = helper('tickgate.validate');
+    for (const path of sensitive) {
+      const dig = path.split('.').map((k) => `"${k}"`).join(' ');
+      expect(validate, `tickgate.validate refuses config.${path}`).toContain(`{{- if dig ${dig} "" .Values.config -}}\n{{- fail "config.${path} `);
+      expect(resolve(values, `config.${path}`), `config.${path} in values.yaml`).toBeUndefined();
+    }
+    // The JWT secret reaches the pod as an environment variable from a Secret.
+    expect(deployment).toMatch(
+      /- name: TICKGATE_JWT_SECRET\s*\n\s*valueFrom:\s*\n\s*secretKeyRef:\s*\n\s*name: \{\{ \.Values\.auth\.existingSecret \}\}\s*\n\s*key: \{\{ \.Values\.auth\.jwtSecretKey \}\}/,
+    );
+  });
+
+  it('gives the drain time to finish before SIGKILL', () => {
+    const grace = values['terminationGracePeriodSeconds'];
+    const preStop = values['preStopSleepSeconds'];
+    expect(grace).toBeTypeOf('number');
+    expect(preStop).toBe(0);
+    expect(drain('delayMs'), 'endpoints are removed before the byes').toBeGreaterThanOrEqual(5000);
+    expect(grace as number).toBeGreaterThan(((drain('delayMs') as number) + (drain('timeoutMs') as number)) / 1000 + (preStop as number));
+    expect(deployment).toMatch(/terminationGracePeriodSeconds: \{\{ include "tickgate\.terminationGracePeriodSeconds" \. \}\}/);
+    const check = helper('tickgate.terminationGracePeriodSeconds');
+    expect(check).toMatch(/dig "drain" "delayMs" 0 \.Values\.config/);
+    expect(check).toMatch(/dig "drain" "timeoutMs" 10000 \.Values\.config/);
+    expect(check).toMatch(/if lt \$grace \(int \$min\) -\}\}\s*\n\{\{- fail /);
+    // The fallbacks are the gateway's defaults.
+    const defaults = loadConfig({ env: {} }).drain;
+    expect(defaults).toMatchObject({ delayMs: 0, timeoutMs: 10_000 });
+  });
+
+  it.each([
+    ['hpa.yaml', 'autoscaling', 'autoscaling/v2', 'HorizontalPodAutoscaler'],
+    ['poddisruptionbudget.yaml', 'podDisruptionBudget', 'policy/v1', 'PodDisruptionBudget'],
+    ['servicemonitor.yaml', 'serviceMonitor', 'monitoring.coreos.com/v1', 'ServiceMonitor'],
+    ['prometheusrule.yaml', 'prometheusRule', 'monitoring.coreos.com/v1', 'PrometheusRule'],
+    ['ingress.yaml', 'ingress', 'networking.k8s.io/v1', 'Ingress'],
+    ['grafana-dashboard.yaml', 'grafanaDashboard', 'v1', 'ConfigMap'],
+  ])('templates/%s is guarded by %s.enabled', (file, key, apiVersion, kind) => {
+    expect(chartTemplates).toContain(file);
+    const lines = chartFile(`templates/${file}`).trimEnd().split('\n');
+    expect(lines[0]).toBe(`{{- if .Values.${key}.enabled }}`);
+    expect(lines.at(-1)).toBe('{{- end }}');
+    expect(lines).toContain(`apiVersion: ${apiVersion}`);
+    expect(lines).toContain(`kind: ${kind}`);
+    expect(resolve(values, `${key}.enabled`)).toBeTypeOf('boolean');
+  });
+
+  it('has chart defaults an SRE expects', () => {
+    expect(resolve(values, 'podDisruptionBudget')).toMatchObject({ enabled: true, maxUnavailable: 1 });
+    expect(resolve(values, 'autoscaling')).toMatchObject({ minReplicas: 2, maxReplicas: 10, targetCPUUtilizationPercentage: 60 });
+    expect(resolve(values, 'service')).toMatchObject({ type: 'ClusterIP', port: 8080 });
+    expect(resolve(values, 'resources')).toEqual({ requests: { cpu: '500m', memory: '512Mi' }, limits: { memory: '2Gi' } });
+    expect(resolve(values, 'ingress.annotations')).toMatchObject({
+      'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600',
+      'nginx.ingress.kubernetes.io/proxy-send-timeout': '3600',
+    });
+    expect(chartFile('values.yaml')).toMatch(/name: tickgate_connections/);
+    const service = chartFile('templates/service.yaml');
+    expect(service).toMatch(/- name: ws\s*\n\s*port: \{\{ \.Values\.service\.port \}\}\s*\n\s*targetPort: ws/);
+    expect(service).toMatch(/- name: metrics\s*\n\s*port: \{\{ include "tickgate\.metricsPort" \. \}\}/);
+    const monitor = chartFile('templates/servicemonitor.yaml');
+    expect(monitor).toMatch(/- port: metrics\s*\n\s*path: \/metrics/);
+    expect(deployment).toMatch(/podAntiAffinity:\s*\n\s*preferredDuringSchedulingIgnoredDuringExecution:/);
+    expect(deployment).toMatch(/topologyKey: kubernetes\.io\/hostname/);
+  });
+
+  it('ships the alerting rules and the dashboard of dashboards/ unchanged', () => {
+    const groups = (file: string) => (parseYaml(read(file)) as { groups: Json }).groups;
+    expect(groups(`${CHART}/files/alerts.yml`), `copy dashboards/alerts.yml to ${CHART}/files/alerts.yml`).toEqual(groups('dashboards/alerts.yml'));
+    expect(JSON.parse(chartFile('files/tickgate-dashboard.json')), `copy dashboards/tickgate.json to ${CHART}/files/tickgate-dashboard.json`).toEqual(
+      JSON.parse(read('dashboards/tickgate.json')),
+    );
+    expect(chartFile('templates/prometheusrule.yaml')).toMatch(/\.Files\.Get "files\/alerts\.yml" \| fromYaml/);
+    expect(chartFile('templates/grafana-dashboard.yaml')).toMatch(/\.Files\.Get "files\/tickgate-dashboard\.json"/);
+  });
+
+  it('references only values that values.yaml defines', () => {
+    const missing: string[] = [];
+    for (const file of chartTemplates) {
+      for (const path of valuesPaths(chartFile(`templates/${file}`))) {
+        if (resolve(values, path) === undefined) missing.push(`${file}: .Values.${path}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it('documents every value in values.yaml', () => {
+    const doc = parseDocument(chartFile('values.yaml'));
+    expect(isMap(doc.contents)).toBe(true);
+    expect(undocumentedKeys(doc.contents as YAMLMap)).toEqual([]);
+  });
+
+  it('tells how to connect and where the dashboard is', () => {
+    const notes = chartFile('templates/NOTES.txt');
+    expect(notes).toMatch(/\/v1\/stream/);
+    expect(notes).toMatch(/dashboards\/tickgate\.json/);
+    const readme = chartFile('README.md');
+    expect(readme).toMatch(/helm install tickgate \.\/helm\/tickgate/);
+    expect(readme).toMatch(/nats-io\.github\.io\/k8s\/helm\/charts/);
+    expect(readme).toMatch(/config\.jetstream\.enabled=true/);
+    expect(readme).toMatch(/jetstream: MD_SIM/);
   });
 });
 
