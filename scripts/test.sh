@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian 12 machine: installs the
 # system packages the tests use when missing (nats-server; promtool from
-# prometheus; Python's websockets and msgpack), the npm dependencies, then
-# builds, typechecks and tests.
+# prometheus; Python's websockets and msgpack; Chromium for the dashboard
+# tests), the npm dependencies, then builds, typechecks and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +10,7 @@ need=()
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 /usr/bin/python3 -c 'import websockets, msgpack' >/dev/null 2>&1 || need+=(python3-websockets python3-msgpack)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing system packages: ${need[*]}"
   sudo=""

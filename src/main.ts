@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 /**
  * Entry point: `node dist/src/main.js [--config FILE] [--print-config]`.
+ * `tickgate serve` (src/cli.ts) runs the same `runServer`.
  */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, printableConfig } from './config.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
 
-const USAGE = `usage: tickgate [--config FILE] [--print-config]
+const usage = (prog: string): string => `usage: ${prog} [--config FILE] [--print-config]
 
   --config FILE    JSON config file merged over config/default.json (or TICKGATE_CONFIG)
   --print-config   print the effective configuration (secrets redacted) and exit
@@ -16,19 +19,25 @@ const USAGE = `usage: tickgate [--config FILE] [--print-config]
 Environment: TICKGATE_HOST, TICKGATE_PORT, TICKGATE_NATS_SERVERS (comma-separated),
 TICKGATE_LOG_LEVEL, TICKGATE_CONFIG. See README.md for every key.`;
 
-async function main(): Promise<number> {
+/**
+ * Runs the gateway with command-line arguments `argv` (without node and the
+ * script). Resolves with an exit code, or -1 once the gateway is running (it
+ * then exits on SIGTERM or SIGINT after draining).
+ */
+export async function runServer(argv: string[], prog = 'tickgate'): Promise<number> {
   let args;
   try {
     args = parseArgs({
+      args: argv,
       options: { config: { type: 'string' }, 'print-config': { type: 'boolean' }, help: { type: 'boolean' } },
       strict: true,
     }).values;
   } catch (err) {
-    process.stderr.write(`tickgate: ${(err as Error).message}\n${USAGE}\n`);
+    process.stderr.write(`tickgate: ${(err as Error).message}\n${usage(prog)}\n`);
     return 2;
   }
   if (args.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(usage(prog) + '\n');
     return 0;
   }
   try {
@@ -66,6 +75,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => {
-  if (code >= 0) process.exit(code);
-});
+// Run only as the entry point, not when the CLI imports runServer.
+const entry = process.argv[1];
+if (entry !== undefined && realpathSync(entry) === fileURLToPath(import.meta.url)) {
+  runServer(process.argv.slice(2)).then((code) => {
+    if (code >= 0) process.exit(code);
+  });
+}

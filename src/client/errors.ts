@@ -1,0 +1,49 @@
+/**
+ * Client SDK errors: one class per failure, each with the underlying `cause`
+ * when there is one. All extend {@link TickgateError}, so one `instanceof`
+ * catches them all.
+ */
+
+/** Base class of every error the client raises. */
+export class TickgateError extends Error {
+  override name = 'TickgateError';
+}
+
+/**
+ * The connection could not be opened, or was lost before a reply arrived,
+ * or the client was closed.
+ */
+export class ConnectError extends TickgateError {
+  override name = 'ConnectError';
+  constructor(
+    message: string,
+    /** The server URL, without its `token` query parameter. */
+    readonly url: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The server sent something the protocol does not allow (wrong version, undecodable frame). */
+export class ProtocolError extends TickgateError {
+  override name = 'ProtocolError';
+}
+
+/**
+ * The server rejected a request (`err`), or no reply came in time. `code` is
+ * the protocol's error code (`BAD_REQUEST`, `UNKNOWN_OP`, `BAD_SYMBOL`,
+ * `LIMIT_EXCEEDED`) or `TIMEOUT`.
+ */
+export class RequestError extends TickgateError {
+  override name = 'RequestError';
+  constructor(
+    readonly code: string,
+    message: string,
+    /** The operation that failed: `sub`, `unsub`, `ping` or `symbols`. */
+    readonly op: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * Public types of the client SDK. Runtime-neutral: nothing here depends on
+ * Node.js or on the DOM.
+ */
+import type { TickgateError } from './errors.js';
+
+/** The canonical fields of a symbol's state (docs/PROTOCOL.md, Fields). */
+export type Field =
+  | 'bid'
+  | 'ask'
+  | 'bidSize'
+  | 'askSize'
+  | 'last'
+  | 'lastSize'
+  | 'volume'
+  | 'open'
+  | 'high'
+  | 'low'
+  | 'close'
+  | 'ts'
+  | 'seq';
+
+/**
+ * A symbol's merged state: every field the feed has sent so far. Servers may
+ * add fields within protocol v1, so unknown keys can appear too.
+ */
+export type SymbolState = { [K in Field]?: number } & Record<string, number>;
+
+/** Per-symbol status from `stat`: `live` once data flows, `stale` when the gateway says its data is out of date. */
+export type SymbolStatus = 'live' | 'stale' | 'unknown';
+
+/** One applied `snap` or `upd`. */
+export interface Update {
+  symbol: string;
+  /**
+   * The symbol's merged state, the object the client holds: later messages
+   * update it in place. Copy it (`{ ...u.state }`) to keep a snapshot.
+   */
+  state: Readonly<SymbolState>;
+  /** The fields this message set: all of them for a snapshot. */
+  changed: Readonly<SymbolState>;
+  /** The symbol's sequence number on this connection (restarts after a reconnect). */
+  q: number;
+  /** True for a `snap`, which replaced the state, false for an `upd` merged into it. */
+  snapshot: boolean;
+  /** Source ticks merged into this update, when more than one (server conflation or a lagging `updates()` reader). */
+  n?: number;
+}
+
+/** Why a connection ended. */
+export interface CloseInfo {
+  /** WebSocket close code (1006 when the connection just dropped; 4000 for a heartbeat timeout). */
+  code: number;
+  reason: string;
+  /** The server's goodbye, when it sent one before closing. */
+  bye?: { code: string; reason: string; retryMs: number };
+  error?: TickgateError;
+}
+
+/** What the server announced in `hello`. */
+export interface ServerHello {
+  sid: string;
+  hbMs: number;
+  serverTs: number;
+  limits: { maxSymbols: number; maxMessageBytes: number; maxMessagesPerSec: number };
+}
+
+/** Connection status, as a discriminated union on `state`. */
+export type ConnectionStatus =
+  | { state: 'connecting'; attempt: number }
+  | { state: 'open'; hello: ServerHello }
+  | { state: 'reconnecting'; attempt: number; delayMs: number; last: CloseInfo }
+  | { state: 'closed'; reason: string; error?: TickgateError };
+
+/** Result of `subscribe` and `unsubscribe`. */
+export interface AckResult {
+  /** Symbols accepted. */
+  ok: string[];
+  /** Symbols rejected, with the protocol's code (`BAD_SYMBOL`, `LIMIT_EXCEEDED`). */
+  err: Array<{ symbol: string; code: string; msg: string }>;
+  /** The throttle the server applied (after bounding), when throttled. */
+  throttleMs?: number;
+}
+
+/** Result of `symbols()`. */
+export interface SymbolList {
+  symbols: string[];
+  /** True when the list was cut at the limit. */
+  more: boolean;
+}
+
+/** The server's view of this client's backlog, from `hb`. */
+export interface Heartbeat {
+  /** Server wall clock, epoch milliseconds. */
+  ts: number;
+  /** Bytes the server holds for this client, not yet taken by the network. */
+  buf: number;
+  /** Updates merged away for this client since the previous heartbeat. */
+  cf: number;
+}
+
+/**
+ * The subset of the WebSocket API the client uses. The browser's `WebSocket`
+ * and the `ws` package both provide it. Handler parameters are `never` so
+ * that either library's own event types fit; the client narrows them.
+ */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: never) => void) | null;
+  onmessage: ((ev: never) => void) | null;
+  onclose: ((ev: never) => void) | null;
+  onerror: ((ev: never) => void) | null;
+}
+
+/** A WebSocket constructor: `globalThis.WebSocket`, or the `ws` package's default export in Node.js. */
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+export interface ReconnectOptions {
+  /** First retry delay bound, milliseconds; the delay is a random value up to this (default 250). */
+  initialMs?: number;
+  /** The bound doubles per failed attempt up to this, milliseconds (default 30000). */
+  maxMs?: number;
+}
+
+export interface ClientOptions {
+  /** Stream endpoint, e.g. `ws://127.0.0.1:8080/v1/stream`. */
+  url: string;
+  /** Sent as the `token` query parameter. */
+  token?: string;
+  /** WebSocket implementation; default `globalThis.WebSocket` (browsers). In Node.js 20 pass the `ws` package. */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect with exponential backoff and full jitter (default on); `false` to stay closed after a drop. */
+  reconnect?: ReconnectOptions | false;
+  /** Keep retrying when the very first connection fails, instead of rejecting `connect()` (default false). */
+  retryFirstConnect?: boolean;
+  /** No frame for this many times `hello.hbMs` means the connection is dead (default 3). */
+  heartbeatMultiplier?: number;
+  /** A connection attempt must reach `hello` within this, milliseconds (default 10000). */
+  connectTimeoutMs?: number;
+  /** A request must be answered within this, milliseconds (default 10000). */
+  requestTimeoutMs?: number;
+}

@@ -1,0 +1,239 @@
+/**
+ * `tickgate tap`: subscribes to symbols and prints one JSON line per update,
+ * for jq, pandas (`pd.read_json(path, lines=True)`) or a quick look. With
+ * `--stats`, prints one line per second of rates and latency instead.
+ */
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { ConnectError, TickgateClient, type Update } from './client/index.js';
+
+export const TAP_USAGE = `usage: tickgate tap SYMBOL... [options]
+
+Prints one JSON line per update: {"s":"AAPL","q":12,"state":{...}} with the
+merged state, or with --deltas {"s":"AAPL","q":12,"d":{...}} with the fields
+that changed ("snap":true on snapshots, "n" when updates were merged).
+
+  --url URL        stream endpoint (default $TICKGATE_URL or ws://127.0.0.1:8080/v1/stream)
+  --token TOKEN    sent as the token query parameter (default $TICKGATE_TOKEN)
+  --deltas         print the changed fields instead of the merged state
+  --throttle MS    at most one update per symbol per MS milliseconds
+  --duration S     stop after S seconds
+  --count N        stop after N updates
+  --stats          instead of updates, print one line per second:
+                   {"ts":...,"updates":N,"perSec":N,"latencyMs":{"p50":..,"p99":..,"max":..}}
+                   latency = receipt time - the update's source ts (includes clock skew)
+  --help           show this help
+
+Exit status: 0 when stopped by --duration, --count or Ctrl-C; 1 when the
+connection fails; 2 on bad arguments.`;
+
+interface TapOptions {
+  url: string;
+  token: string | undefined;
+  symbols: string[];
+  deltas: boolean;
+  throttleMs: number;
+  durationMs: number;
+  count: number;
+  stats: boolean;
+}
+
+function fail(msg: string, code: number): number {
+  process.stderr.write(`tickgate tap: ${msg}\n`);
+  return code;
+}
+
+function parse(argv: string[]): TapOptions | string {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      url: { type: 'string' },
+      token: { type: 'string' },
+      deltas: { type: 'boolean' },
+      throttle: { type: 'string' },
+      duration: { type: 'string' },
+      count: { type: 'string' },
+      stats: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) return 'help';
+  if (positionals.length === 0) throw new Error('no symbols given');
+  const number = (name: string, v: string | undefined, dflt: number, integer: boolean): number => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
+      throw new Error(`--${name}: expected a non-negative ${integer ? 'integer' : 'number'}, got ${JSON.stringify(v)}`);
+    }
+    return n;
+  };
+  return {
+    url: values.url ?? process.env['TICKGATE_URL'] ?? 'ws://127.0.0.1:8080/v1/stream',
+    token: values.token ?? process.env['TICKGATE_TOKEN'],
+    symbols: positionals,
+    deltas: values.deltas === true,
+    throttleMs: number('throttle', values.throttle, 0, true),
+    durationMs: number('duration', values.duration, 0, false) * 1000,
+    count: number('count', values.count, 0, true),
+    stats: values.stats === true,
+  };
+}
+
+/** Buffers output lines and writes them once per event-loop turn: one write per frame, not per update. */
+class LineWriter {
+  private buf = '';
+  private scheduled = false;
+  private readonly flushNow = (): void => {
+    this.scheduled = false;
+    if (this.buf.length === 0) return;
+    const out = this.buf;
+    this.buf = '';
+    process.stdout.write(out);
+  };
+
+  line(s: string): void {
+    this.buf += s + '\n';
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushNow);
+    }
+  }
+
+  /** Writes what is buffered and resolves once stdout has taken it. */
+  end(): Promise<void> {
+    this.flushNow();
+    return new Promise((resolve) => process.stdout.write('', () => resolve()));
+  }
+}
+
+/** Per-second update counts and latency percentiles. */
+class Stats {
+  private samples = new Float64Array(4096);
+  private n = 0;
+  updates = 0;
+  private since = Date.now();
+
+  add(u: Update, now: number): void {
+    this.updates++;
+    const ts = u.changed.ts;
+    if (ts === undefined) return;
+    if (this.n === this.samples.length) {
+      const bigger = new Float64Array(this.n * 2);
+      bigger.set(this.samples);
+      this.samples = bigger;
+    }
+    this.samples[this.n++] = Math.max(0, now - ts);
+  }
+
+  /** The line for the interval that ends now, then starts the next. */
+  line(now: number): string {
+    const s = this.samples.subarray(0, this.n).sort();
+    const pick = (p: number): number | null => (s.length === 0 ? null : Math.round(s[Math.min(s.length - 1, Math.floor(p * s.length))]! * 1000) / 1000);
+    const secs = Math.max(0.001, (now - this.since) / 1000);
+    const out = JSON.stringify({
+      ts: now,
+      updates: this.updates,
+      perSec: Math.round(this.updates / secs),
+      latencyMs: { p50: pick(0.5), p99: pick(0.99), max: s.length === 0 ? null : Math.round(s[s.length - 1]! * 1000) / 1000 },
+    });
+    this.n = 0;
+    this.updates = 0;
+    this.since = now;
+    return out;
+  }
+}
+
+/** Runs `tickgate tap` with `argv` (the arguments after `tap`); resolves with the exit code. */
+export async function runTap(argv: string[]): Promise<number> {
+  let opts: TapOptions | string;
+  try {
+    opts = parse(argv);
+  } catch (err) {
+    return fail(`${(err as Error).message}\n${TAP_USAGE}`, 2);
+  }
+  if (opts === 'help') {
+    process.stdout.write(TAP_USAGE + '\n');
+    return 0;
+  }
+  const o = opts as TapOptions;
+  const out = new LineWriter();
+  const client = new TickgateClient(o.token === undefined ? { url: o.url, WebSocket } : { url: o.url, token: o.token, WebSocket });
+
+  let finish!: (code: number) => void;
+  const finished = new Promise<number>((resolve) => (finish = resolve));
+  let seen = 0;
+  let stopped = false;
+  let opened = false;
+  const stats = o.stats ? new Stats() : null;
+
+  client.onUpdate((u) => {
+    if (stopped) return;
+    seen++;
+    if (stats !== null) {
+      stats.add(u, Date.now());
+    } else {
+      // Assembled around JSON.stringify of the two parts: no wrapper object per update.
+      let line = `{"s":${JSON.stringify(u.symbol)},"q":${u.q}`;
+      if (o.deltas) {
+        line += `,"d":${JSON.stringify(u.changed)}`;
+        if (u.snapshot) line += ',"snap":true';
+        if (u.n !== undefined) line += `,"n":${u.n}`;
+      } else {
+        line += `,"state":${JSON.stringify(u.state)}`;
+      }
+      out.line(line + '}');
+    }
+    if (o.count > 0 && seen >= o.count) {
+      stopped = true;
+      finish(0);
+    }
+  });
+  client.onConnection((s) => {
+    if (s.state === 'reconnecting') {
+      const why = s.last.bye !== undefined ? `bye ${s.last.bye.code}: ${s.last.bye.reason}` : s.last.reason || `close code ${s.last.code}`;
+      process.stderr.write(`tickgate tap: connection lost (${why}); reconnecting in ${s.delayMs} ms\n`);
+    } else if (s.state === 'open') {
+      if (opened) process.stderr.write(`tickgate tap: reconnected (session ${s.hello.sid})\n`);
+      opened = true;
+    }
+  });
+  client.onError((e) => process.stderr.write(`tickgate tap: ${e.message}\n`));
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    // The reader went away (e.g. `| head`): a normal way to stop.
+    if (err.code === 'EPIPE') finish(0);
+  });
+  const onSignal = (): void => finish(0);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    await client.connect();
+  } catch (err) {
+    return fail(err instanceof ConnectError ? err.message : String(err), 1);
+  }
+  try {
+    const ack = await client.subscribe(o.symbols, o.throttleMs > 0 ? { throttleMs: o.throttleMs } : {});
+    for (const e of ack.err) process.stderr.write(`tickgate tap: ${e.symbol}: ${e.code}: ${e.msg}\n`);
+    if (ack.ok.length === 0) {
+      await client.close();
+      return fail('no symbol was accepted', 1);
+    }
+  } catch (err) {
+    await client.close();
+    return fail((err as Error).message, 1);
+  }
+
+  const timers: Array<ReturnType<typeof setTimeout>> = [];
+  if (o.durationMs > 0) timers.push(setTimeout(() => finish(0), o.durationMs));
+  if (stats !== null) timers.push(setInterval(() => out.line(stats.line(Date.now())), 1000));
+
+  const code = await finished;
+  for (const t of timers) clearTimeout(t);
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  await client.close();
+  await out.end();
+  return code;
+}
