@@ -118,9 +118,13 @@ function off<T>(list: T[], fn: T): () => void {
  * ```
  */
 export class TickgateClient {
-  private readonly url: string;
+  private readonly urls: string[];
+  private readonly safeUrls: string[];
+  /** Index of the endpoint the next connection attempt uses. */
+  private nextUrl = 0;
   /** The URL without its token, for messages and errors. */
-  readonly safeUrl: string;
+  /** The endpoint in use (or last tried), without its token. */
+  safeUrl: string;
   private readonly WS: WebSocketConstructor | undefined;
   private readonly reconnect: { initialMs: number; maxMs: number } | null;
   private readonly retryFirstConnect: boolean;
@@ -164,11 +168,18 @@ export class TickgateClient {
   lastRttMs = Number.NaN;
 
   constructor(options: ClientOptions) {
-    const u = new URL(options.url);
-    u.searchParams.delete('token');
-    this.safeUrl = u.toString();
-    if (options.token !== undefined) u.searchParams.set('token', options.token);
-    this.url = u.toString();
+    const list = typeof options.url === 'string' ? [options.url] : [...options.url];
+    if (list.length === 0) throw new TypeError('options.url: expected at least one endpoint');
+    this.urls = [];
+    this.safeUrls = [];
+    for (const raw of list) {
+      const u = new URL(raw);
+      u.searchParams.delete('token');
+      this.safeUrls.push(u.toString());
+      if (options.token !== undefined) u.searchParams.set('token', options.token);
+      this.urls.push(u.toString());
+    }
+    this.safeUrl = this.safeUrls[0]!;
     this.WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     const r = options.reconnect;
     this.reconnect = r === false ? null : { initialMs: r?.initialMs ?? 250, maxMs: r?.maxMs ?? 30_000 };
@@ -389,9 +400,11 @@ export class TickgateClient {
       this.setStatus({ state: 'closed', reason: e.message, error: e });
       return;
     }
+    const i = this.nextUrl++ % this.urls.length;
+    this.safeUrl = this.safeUrls[i]!;
     let ws: WebSocketLike;
     try {
-      ws = new this.WS(this.url);
+      ws = new this.WS(this.urls[i]!);
     } catch (cause) {
       this.dropped({ code: 1006, reason: 'cannot create socket', error: new ConnectError(`cannot connect to ${this.safeUrl}: ${(cause as Error).message}`, this.safeUrl, { cause }) });
       return;

@@ -126,8 +126,12 @@ export interface ReconnectOptions {
 }
 
 export interface ClientOptions {
-  /** Stream endpoint, e.g. `ws://127.0.0.1:8080/v1/stream`. */
-  url: string;
+  /**
+   * Stream endpoint, e.g. `ws://127.0.0.1:8080/v1/stream`, or several
+   * (gateway replicas): each connection attempt uses the next one in turn,
+   * so a client whose gateway drains or dies moves to another.
+   */
+  url: string | readonly string[];
   /** Sent as the `token` query parameter. */
   token?: string;
   /** WebSocket implementation; default `globalThis.WebSocket` (browsers). In Node.js 20 pass the `ws` package. */
