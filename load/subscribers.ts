@@ -11,6 +11,22 @@
  * saturates somewhere near 450k messages/s; the report's `loadClient` figures
  * show when this process, not the gateway, was the bottleneck: run several
  * processes beyond that.
+ *
+ * Some clients can be made slow readers, to see what they cost the others:
+ *
+ *   npm run load:subscribers -- --clients 200 --slow-fraction 0.1 --stalled-fraction 0.01
+ *
+ * A slow client stops reading from its TCP socket for `--slow-pause-ms` out of
+ * every `--slow-period-ms` and then reads what has queued up; a stalled client
+ * stops reading once subscribed. At the end of the run both read what queued
+ * up for a second before closing. The main figures cover the fast clients
+ * only; slow and stalled clients are reported on their own.
+ *
+ * The kernel buffers a paused connection before the gateway sees any
+ * backpressure: on loopback about 4 MiB (the server's send buffer autotunes
+ * to the tcp_wmem maximum). A slow client makes the gateway conflate only if
+ * it falls further behind than that during one pause, so size the pause to
+ * the client's stream: bytes per second x pause > ~4.5 MB.
  */
 import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
@@ -43,7 +59,21 @@ export interface SubscriberOptions {
   universe: number;
   /** New connections per second during ramp-up. */
   connectRate: number;
+  /** Fraction of clients (0..1) that read in bursts. */
+  slowFraction: number;
+  /** How long a slow client leaves its socket unread in each period, ms (less than `slowPeriodMs`). */
+  slowPauseMs: number;
+  /** Period of a slow client's pause-then-read cycle, ms. */
+  slowPeriodMs: number;
+  /** Fraction of clients (0..1) that stop reading once subscribed and never read again during the run. */
+  stalledFraction: number;
 }
+
+/**
+ * How a client reads: continuously, in bursts (pausing its TCP socket part
+ * of the time), or not at all once subscribed.
+ */
+export type ClientRole = 'fast' | 'slow' | 'stalled';
 
 /** Latency percentiles in milliseconds over a uniform reservoir of the samples. */
 export interface LatencyReport {
@@ -55,6 +85,49 @@ export interface LatencyReport {
   max: number | null;
 }
 
+/** Updates that merged several ticks (`upd` with `n` > 1), as a client saw them. */
+export interface MergeCounts {
+  /** upd messages with n > 1. */
+  mergedUpdates: number;
+  /** Ticks merged away: the sum of n - 1 over those updates. */
+  ticksMerged: number;
+  /** Sum of `cf` over received hb messages: ticks the gateway says it merged for these clients. */
+  hbConflated: number;
+}
+
+/** Rates of one group of clients over the report's window. */
+export interface StreamRates {
+  window: 'steady' | 'whole-run';
+  seconds: number;
+  messagesPerSec: number;
+  updPerSec: number;
+  mbytesPerSec: number;
+}
+
+/** Clients that read in bursts. */
+export interface SlowReport extends MergeCounts {
+  /** Slow clients that connected. */
+  clients: number;
+  pauseMs: number;
+  periodMs: number;
+  messages: number;
+  bytes: number;
+  upd: number;
+  snap: number;
+  rates: StreamRates;
+  latencyMs: LatencyReport;
+}
+
+/** Clients that stopped reading once subscribed. */
+export interface StalledReport {
+  /** Stalled clients that connected. */
+  clients: number;
+  /** Messages they read: snapshots before they stalled and, at the end of the run, what had queued up. */
+  messages: number;
+  /** bye messages found in what they read at the end, by code. */
+  byes: Record<string, number>;
+}
+
 export interface SubscriberReport {
   url: string;
   seconds: number;
@@ -64,11 +137,15 @@ export interface SubscriberReport {
   /** Connection failures by reason. */
   failures: Record<string, number>;
   symbols: { listed: number; more: boolean; perClient: number; distinct: number; pick: 'zipf' | 'uniform' };
-  received: { frames: number; messages: number; bytes: number; snap: number; upd: number; stat: number; hb: number };
-  /** Rates over the steady window (after ramp-up) when it lasted at least a second, else over the whole run. */
+  /** Fast clients (all clients unless some are slow or stalled). */
+  received: { frames: number; messages: number; bytes: number; snap: number; upd: number; stat: number; hb: number } & MergeCounts;
+  /** Fast clients. Rates over the steady window (after ramp-up) when it lasted at least a second, else over the whole run. */
   rates: { window: 'steady' | 'whole-run'; seconds: number; framesPerSec: number; messagesPerSec: number; updPerSec: number; mbytesPerSec: number };
+  /** Fast clients; messages received before the end of the run. */
   latencyMs: LatencyReport;
-  /** snap or upd whose q was not above the q held for the symbol. */
+  slow: SlowReport;
+  stalled: StalledReport;
+  /** All clients: snap or upd whose q was not above the q held for the symbol. */
   qViolations: number;
   /** upd for a symbol without a snap (never expected: every sub asks for snapshots). */
   updWithoutSnap: number;
@@ -98,15 +175,26 @@ export const USAGE = `usage: npm run load:subscribers -- [options]
   --seed N                   seed of the symbol picks (default 1)
   --universe N               symbols to ask the gateway for, 1 to 1000000 (default 1000)
   --connect-rate N           new connections per second, 1 to 100000 (default 500)
+  --slow-fraction F          fraction of clients, 0 to 1, that read in bursts (default 0)
+  --slow-pause-ms N          a slow client leaves its socket unread this long per period (default 900)
+  --slow-period-ms N         period of a slow client's pause-then-read cycle, 2 to 600000 (default 1000)
+  --stalled-fraction F       fraction of clients, 0 to 1, that stop reading once subscribed (default 0)
   --help                     show this help
+
+Slow and stalled clients are chosen by --seed, spread evenly over the
+clients. The main figures cover fast clients; "slow" and "stalled" report the
+others.
 
 Prints a JSON report to stdout. Exit status 1 if a q violation was seen, no
 client connected, or the run could not start (no hello, no symbols listed).`;
 
 const MAX_CLIENTS = 20_000;
 const MAX_DURATION_S = 3600;
-/** Uniform reservoir of latency samples: bounded memory whatever the run length (1.6 MB). */
+/** Uniform reservoir of fast clients' latency samples: bounded memory whatever the run length (1.6 MB). */
 const RESERVOIR = 200_000;
+/** The same for slow clients (0.8 MB). Stalled clients' latency is not measured. */
+const RESERVOIR_SLOW = 100_000;
+const MAX_SLOW_PERIOD_MS = 600_000;
 const HELLO_TIMEOUT_MS = 10_000;
 /** How long to wait for a non-empty symbol list (a NATS-fed gateway knows symbols only after their first tick). */
 const SYMBOLS_WAIT_MS = 10_000;
@@ -114,6 +202,8 @@ const RAMP_STEP_MS = 100;
 /** Symbols per sub request: keeps each request well under the default 64 KiB message limit. */
 const SUB_CHUNK = 500;
 const CLOSE_WAIT_MS = 2000;
+/** How long paused clients get to read their backlog at the end of a run. */
+const DRAIN_MS = 1000;
 
 function num(name: string, raw: string, expected: string, ok: (n: number) => boolean): number {
   const n = raw.trim() === '' ? NaN : Number(raw);
@@ -139,6 +229,10 @@ export function parseSubscriberArgs(argv: readonly string[]): SubscriberOptions 
         seed: { type: 'string' },
         universe: { type: 'string' },
         'connect-rate': { type: 'string' },
+        'slow-fraction': { type: 'string' },
+        'slow-pause-ms': { type: 'string' },
+        'slow-period-ms': { type: 'string' },
+        'stalled-fraction': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -152,6 +246,15 @@ export function parseSubscriberArgs(argv: readonly string[]): SubscriberOptions 
   if (!/^wss?:\/\/[^\s/]+(\/\S*)?$/.test(url)) {
     throw new UsageError(`--url: expected a WebSocket URL such as ws://127.0.0.1:8080/v1/stream, got ${JSON.stringify(url)}`);
   }
+  const fraction = (n: number) => Number.isFinite(n) && n >= 0 && n <= 1;
+  const slowFraction = num('slow-fraction', v['slow-fraction'] ?? '0', 'a fraction from 0 to 1', fraction);
+  const stalledFraction = num('stalled-fraction', v['stalled-fraction'] ?? '0', 'a fraction from 0 to 1', fraction);
+  // (With a little slack for fractions computed as counts / total.)
+  if (slowFraction + stalledFraction > 1 + 1e-9) {
+    throw new UsageError(`--stalled-fraction: expected at most 1 - --slow-fraction (${1 - slowFraction}), got ${stalledFraction}`);
+  }
+  const slowPeriodMs = num('slow-period-ms', v['slow-period-ms'] ?? '1000', `milliseconds, an integer from 2 to ${MAX_SLOW_PERIOD_MS}`, intIn(2, MAX_SLOW_PERIOD_MS));
+  const slowPauseMs = num('slow-pause-ms', v['slow-pause-ms'] ?? '900', `milliseconds, an integer from 1 to ${slowPeriodMs - 1} (less than --slow-period-ms)`, intIn(1, slowPeriodMs - 1));
   return {
     url,
     clients: num('clients', v.clients ?? '100', `an integer from 1 to ${MAX_CLIENTS}`, intIn(1, MAX_CLIENTS)),
@@ -162,6 +265,10 @@ export function parseSubscriberArgs(argv: readonly string[]): SubscriberOptions 
     seed: num('seed', v.seed ?? '1', 'a safe integer', Number.isSafeInteger),
     universe: num('universe', v.universe ?? '1000', 'an integer from 1 to 1000000', intIn(1, 1_000_000)),
     connectRate: num('connect-rate', v['connect-rate'] ?? '500', 'connections per second, an integer from 1 to 100000', intIn(1, 100_000)),
+    slowFraction,
+    slowPauseMs,
+    slowPeriodMs,
+    stalledFraction,
   };
 }
 
@@ -182,6 +289,28 @@ function shuffle<T>(xs: T[], rand: () => number): T[] {
     [xs[i], xs[j]] = [xs[j]!, xs[i]!];
   }
   return xs;
+}
+
+/**
+ * The role of each of `n` clients: round(n x fraction) stalled and slow ones,
+ * each group spread evenly over the list from a seeded offset, so that they
+ * connect among the fast ones rather than all at the start or the end.
+ */
+export function assignRoles(n: number, slowFraction: number, stalledFraction: number, seed: number): ClientRole[] {
+  const roles = new Array<ClientRole>(n).fill('fast');
+  const rand = rng(seed ^ 0x2545f491);
+  const place = (count: number, role: ClientRole) => {
+    const offset = rand();
+    for (let j = 0; j < count; j++) {
+      let i = Math.floor(((j + offset) * n) / count);
+      while (roles[i] !== 'fast') i = (i + 1) % n;
+      roles[i] = role;
+    }
+  };
+  const stalled = Math.min(n, Math.round(n * stalledFraction));
+  place(stalled, 'stalled');
+  place(Math.min(n - stalled, Math.round(n * slowFraction)), 'slow');
+  return roles;
 }
 
 /**
@@ -241,8 +370,9 @@ function bump(counts: Record<string, number>, key: string): void {
   counts[key] = (counts[key] ?? 0) + 1;
 }
 
-/** Counters shared by all clients of a run (one thread: plain numbers). */
-class Stats {
+/** What the clients of one role received (one thread: plain numbers). */
+class Stream {
+  clients = 0;
   frames = 0;
   messages = 0;
   bytes = 0;
@@ -250,6 +380,58 @@ class Stats {
   upd = 0;
   stat = 0;
   hb = 0;
+  mergedUpdates = 0;
+  ticksMerged = 0;
+  hbConflated = 0;
+  latencySeen = 0;
+  latencyMax = -Infinity;
+  readonly reservoir: Float64Array;
+  private readonly rand: () => number;
+
+  constructor(seed: number, reservoir: number) {
+    this.reservoir = new Float64Array(reservoir);
+    this.rand = rng(seed ^ 0x5bd1e995);
+  }
+
+  /** Algorithm R: every sample has the same chance to be in the reservoir. */
+  latency(ms: number): void {
+    const size = this.reservoir.length;
+    if (size === 0) return;
+    const i = this.latencySeen++;
+    if (ms > this.latencyMax) this.latencyMax = ms;
+    if (i < size) this.reservoir[i] = ms;
+    else {
+      const j = Math.floor(this.rand() * (i + 1));
+      if (j < size) this.reservoir[j] = ms;
+    }
+  }
+
+  mark(): StreamMark {
+    return { frames: this.frames, messages: this.messages, upd: this.upd, bytes: this.bytes };
+  }
+
+  report(): LatencyReport {
+    const n = Math.min(this.latencySeen, this.reservoir.length);
+    const sorted = this.reservoir.slice(0, n).sort();
+    const pct = (p: number) => {
+      const v = percentile(sorted, p);
+      return v === null ? null : round3(v);
+    };
+    return {
+      samples: this.latencySeen,
+      p50: pct(0.5),
+      p90: pct(0.9),
+      p99: pct(0.99),
+      p999: pct(0.999),
+      max: this.latencySeen > 0 ? round3(this.latencyMax) : null,
+    };
+  }
+}
+
+/** Counters shared by all clients of a run (one thread: plain numbers). */
+class Stats {
+  readonly streams: Record<ClientRole, Stream>;
+  readonly stalledByes: Record<string, number> = {};
   badFrames = 0;
   qViolations = 0;
   updWithoutSnap = 0;
@@ -264,24 +446,8 @@ class Stats {
   /** Clients subscribed or failed; the ramp is over when it reaches the client count. */
   settled = 0;
 
-  latencySeen = 0;
-  latencyMax = -Infinity;
-  readonly reservoir = new Float64Array(RESERVOIR);
-  private readonly rand: () => number;
-
   constructor(seed: number) {
-    this.rand = rng(seed ^ 0x5bd1e995);
-  }
-
-  /** Algorithm R: every sample has the same chance to be in the reservoir. */
-  latency(ms: number): void {
-    const i = this.latencySeen++;
-    if (ms > this.latencyMax) this.latencyMax = ms;
-    if (i < RESERVOIR) this.reservoir[i] = ms;
-    else {
-      const j = Math.floor(this.rand() * (i + 1));
-      if (j < RESERVOIR) this.reservoir[j] = ms;
-    }
+    this.streams = { fast: new Stream(seed, RESERVOIR), slow: new Stream(seed + 1, RESERVOIR_SLOW), stalled: new Stream(seed + 2, 0) };
   }
 
   violation(kind: 'q' | 'nosnap', text: string): void {
@@ -303,9 +469,26 @@ interface Held {
 // (and key cache) per call. Decoding is synchronous, so sharing it is safe.
 const decoder = new Decoder();
 
-/** One protocol client: connect, hello, subscribe, apply snap/upd to its state. */
+/** A slow client's reading rhythm. */
+interface Pacing {
+  pauseMs: number;
+  periodMs: number;
+  /**
+   * Delay from subscription to the first pause, within the first reading
+   * window (0 to periodMs - pauseMs): every slow client has a full pause
+   * early in the run, and their reading bursts spread over that window.
+   */
+  phaseMs: number;
+}
+
+/**
+ * One protocol client: connect, hello, subscribe, apply snap/upd to its
+ * state; then read as its role says.
+ */
 class LoadClient {
   readonly ws: WebSocket;
+  private readonly stream: Stream;
+  private paceTimer: NodeJS.Timeout | undefined;
   readonly state = new Map<string, Held>();
   connected = false;
   settled = false;
@@ -322,7 +505,10 @@ class LoadClient {
     private readonly stats: Stats,
     private readonly run: { stopping: boolean },
     private symbols: string[] | null,
+    readonly role: ClientRole,
+    private readonly pacing: Pacing,
   ) {
+    this.stream = stats.streams[role];
     this.hello = new Promise((resolve) => (this.onHello = resolve));
     this.ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HELLO_TIMEOUT_MS });
     this.helloTimer = setTimeout(() => this.fail('no hello within 10 s'), HELLO_TIMEOUT_MS);
@@ -378,6 +564,37 @@ class LoadClient {
     }
   }
 
+  /**
+   * Starts the role's reading pattern once subscribed. ws's own pause() and
+   * resume() stop and restart reading from the TCP socket (socket.pause())
+   * and, unlike calling the socket directly, keep ws from resuming it when
+   * its frame parser drains. Unread data fills the kernel's buffers first,
+   * then the gateway's.
+   */
+  private startPacing(): void {
+    if (this.run.stopping) return;
+    if (this.role === 'stalled') this.ws.pause();
+    else if (this.role === 'slow') this.paceTimer = setTimeout(this.pauseBurst, this.pacing.phaseMs);
+  }
+
+  private readonly pauseBurst = (): void => {
+    if (this.run.stopping) return;
+    this.ws.pause();
+    this.paceTimer = setTimeout(this.resumeBurst, this.pacing.pauseMs);
+  };
+
+  private readonly resumeBurst = (): void => {
+    if (this.run.stopping) return;
+    this.ws.resume();
+    this.paceTimer = setTimeout(this.pauseBurst, this.pacing.periodMs - this.pacing.pauseMs);
+  };
+
+  /** Ends the reading pattern: the client reads whatever has queued up (a bye too, if one came). */
+  stopPacing(): void {
+    clearTimeout(this.paceTimer);
+    if (this.ws.isPaused) this.ws.resume();
+  }
+
   /** Asks the gateway for up to `limit` symbols. */
   listSymbols(limit: number): Promise<{ symbols: string[]; more: boolean }> {
     return new Promise((resolve) => {
@@ -388,8 +605,9 @@ class LoadClient {
 
   private onFrame(data: Buffer, isBinary: boolean): void {
     const st = this.stats;
-    st.frames++;
-    st.bytes += data.length;
+    const stream = this.stream;
+    stream.frames++;
+    stream.bytes += data.length;
     let frame: unknown;
     try {
       frame = isBinary ? decoder.decode(data) : null;
@@ -403,21 +621,29 @@ class LoadClient {
     // One clock read per frame: its messages arrived together.
     const now = Date.now();
     for (const m of frame) {
-      st.messages++;
+      stream.messages++;
       if (typeof m === 'object' && m !== null && !Array.isArray(m)) this.onMessage(m as Msg, now);
     }
   }
 
   private onMessage(m: Msg, now: number): void {
     const st = this.stats;
+    const stream = this.stream;
     switch (m['t']) {
       case 'upd': {
-        st.upd++;
+        stream.upd++;
         const s = m['s'] as string;
         const q = m['q'] as number;
         const d = m['d'] as Msg;
+        const n = m['n'];
+        if (typeof n === 'number' && n > 1) {
+          stream.mergedUpdates++;
+          stream.ticksMerged += n - 1;
+        }
+        // A merged update's ts is that of its newest tick: its latency is how
+        // late the client learns the current state.
         const ts = d['ts'];
-        if (typeof ts === 'number') st.latency(now - ts);
+        if (typeof ts === 'number' && !this.run.stopping) stream.latency(now - ts);
         const held = this.state.get(s);
         if (held === undefined) {
           st.violation('nosnap', `upd q=${q} for ${s} without a snap`);
@@ -431,7 +657,7 @@ class LoadClient {
         break;
       }
       case 'snap': {
-        st.snap++;
+        stream.snap++;
         const s = m['s'] as string;
         const q = m['q'] as number;
         const held = this.state.get(s);
@@ -442,16 +668,20 @@ class LoadClient {
         break;
       }
       case 'stat':
-        st.stat++;
+        stream.stat++;
         break;
-      case 'hb':
-        st.hb++;
+      case 'hb': {
+        stream.hb++;
+        const cf = m['cf'];
+        if (typeof cf === 'number') stream.hbConflated += cf;
         break;
+      }
       case 'hello':
         if (!this.connected) {
           clearTimeout(this.helloTimer);
           this.connected = true;
           st.connected++;
+          stream.clients++;
           this.onHello(true);
           this.sendSubs();
         }
@@ -459,7 +689,10 @@ class LoadClient {
       case 'ack': {
         const errs = m['err'];
         if (Array.isArray(errs)) for (const e of errs) bump(st.errors, `ack:${String((e as Msg)['code'])}`);
-        if (--this.pendingAcks === 0) this.settle();
+        if (--this.pendingAcks === 0) {
+          this.settle();
+          this.startPacing();
+        }
         break;
       }
       case 'symbols': {
@@ -474,6 +707,7 @@ class LoadClient {
         break;
       case 'bye':
         bump(st.byes, String(m['code']));
+        if (this.role === 'stalled') bump(st.stalledByes, String(m['code']));
         break;
       default:
         break;
@@ -486,13 +720,19 @@ class LoadClient {
   }
 }
 
-/** Counters at one instant, to compute rates over a window. */
-interface Mark {
-  at: number;
+/** One stream's counters at one instant, to compute rates over a window. */
+interface StreamMark {
   frames: number;
   messages: number;
   upd: number;
   bytes: number;
+}
+
+/** Fast and slow clients' counters at one instant. */
+interface Mark {
+  at: number;
+  fast: StreamMark;
+  slow: StreamMark;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -524,11 +764,21 @@ export async function runSubscribers(opts: SubscriberOptions, signal?: AbortSign
   let rampEnd: Mark | null = null;
   let error: string | undefined;
   let rampTimer: NodeJS.Timeout | undefined;
+  const roles = assignRoles(opts.clients, opts.slowFraction, opts.stalledFraction, opts.seed);
+  const phaseRand = rng(opts.seed ^ 0x68e31da4);
+  const newClient = (): LoadClient => {
+    const role = roles[clients.length] ?? 'fast';
+    const phaseMs = Math.floor(phaseRand() * (opts.slowPeriodMs - opts.slowPauseMs));
+    const pacing = { pauseMs: opts.slowPauseMs, periodMs: opts.slowPeriodMs, phaseMs };
+    const c = new LoadClient(opts.url, stats, run, null, role, pacing);
+    clients.push(c);
+    return c;
+  };
+  const mark = (): Mark => ({ at: performance.now(), fast: stats.streams.fast.mark(), slow: stats.streams.slow.mark() });
 
   try {
     // The first client learns the symbols, then subscribes like every other.
-    const first = new LoadClient(opts.url, stats, run, null);
-    clients.push(first);
+    const first = newClient();
     if (!(await Promise.race([first.hello, stopped.then(() => false)]))) {
       throw new Error(`no hello from ${opts.url}: ${JSON.stringify(stats.failures)}`);
     }
@@ -556,9 +806,7 @@ export async function runSubscribers(opts: SubscriberOptions, signal?: AbortSign
     const perStep = Math.max(1, Math.round((opts.connectRate * RAMP_STEP_MS) / 1000));
     const launch = () => {
       for (let i = 0; i < perStep && clients.length < opts.clients && !isStopped(); i++) {
-        const c = new LoadClient(opts.url, stats, run, null);
-        clients.push(c);
-        subscribe(c);
+        subscribe(newClient());
       }
       if (clients.length >= opts.clients) clearInterval(rampTimer);
     };
@@ -569,7 +817,7 @@ export async function runSubscribers(opts: SubscriberOptions, signal?: AbortSign
     const rampPoll = setInterval(() => {
       if (clients.length >= opts.clients && stats.settled >= opts.clients) {
         clearInterval(rampPoll);
-        rampEnd = { at: performance.now(), frames: stats.frames, messages: stats.messages, upd: stats.upd, bytes: stats.bytes };
+        rampEnd = mark();
       }
     }, 20);
     await stopped;
@@ -583,9 +831,14 @@ export async function runSubscribers(opts: SubscriberOptions, signal?: AbortSign
     run.stopping = true;
   }
 
-  const endMono = performance.now();
+  const end = mark();
+  const endMono = end.at;
   const cpu = process.cpuUsage(cpu0);
   loopDelay.disable();
+  // Paused clients read what queued up for them, and the merged updates the
+  // gateway sends once they have drained, before everyone closes.
+  for (const c of clients) c.stopPacing();
+  if (opts.slowFraction > 0 || opts.stalledFraction > 0) await sleep(DRAIN_MS);
   for (const c of clients) c.close();
   const allClosed = Promise.all(clients.map((c) => c.closed));
   await Promise.race([allClosed, sleep(CLOSE_WAIT_MS)]);
@@ -595,16 +848,20 @@ export async function runSubscribers(opts: SubscriberOptions, signal?: AbortSign
   // Assigned in a timer callback, which control-flow narrowing does not see.
   const r = rampEnd as Mark | null;
   const steady = r !== null && endMono - r.at >= 1000;
-  const base = steady ? r : { at: startMono, frames: 0, messages: 0, upd: 0, bytes: 0 };
+  const zero: StreamMark = { frames: 0, messages: 0, upd: 0, bytes: 0 };
+  const base: Mark = steady ? r : { at: startMono, fast: zero, slow: zero };
   const windowS = (endMono - base.at) / 1000;
   const per = (x: number) => (windowS > 0 ? Math.round((x / windowS) * 10) / 10 : 0);
-
-  const n = Math.min(stats.latencySeen, RESERVOIR);
-  const sorted = stats.reservoir.slice(0, n).sort();
-  const pct = (p: number) => {
-    const v = percentile(sorted, p);
-    return v === null ? null : round3(v);
-  };
+  const rates = (from: StreamMark, to: StreamMark): StreamRates => ({
+    window: steady ? 'steady' : 'whole-run',
+    seconds: round3(windowS),
+    messagesPerSec: per(to.messages - from.messages),
+    updPerSec: per(to.upd - from.upd),
+    mbytesPerSec: Math.round(per(to.bytes - from.bytes) / 1e4) / 100,
+  });
+  const { fast, slow, stalled } = stats.streams;
+  const fastRates = rates(base.fast, end.fast);
+  const merges = (s: Stream): MergeCounts => ({ mergedUpdates: s.mergedUpdates, ticksMerged: s.ticksMerged, hbConflated: s.hbConflated });
 
   const report: SubscriberReport = {
     url: opts.url,
@@ -613,23 +870,29 @@ export async function runSubscribers(opts: SubscriberOptions, signal?: AbortSign
     clients: { requested: opts.clients, connected: stats.connected, failed: stats.failed, closedEarly: stats.closedEarly },
     failures: stats.failures,
     symbols: { listed: listed.length, more, perClient: Math.min(opts.symbolsPerClient, listed.length), distinct: distinct.size, pick: opts.uniform ? 'uniform' : 'zipf' },
-    received: { frames: stats.frames, messages: stats.messages, bytes: stats.bytes, snap: stats.snap, upd: stats.upd, stat: stats.stat, hb: stats.hb },
+    received: { frames: fast.frames, messages: fast.messages, bytes: fast.bytes, snap: fast.snap, upd: fast.upd, stat: fast.stat, hb: fast.hb, ...merges(fast) },
     rates: {
-      window: steady ? 'steady' : 'whole-run',
-      seconds: round3(windowS),
-      framesPerSec: per(stats.frames - base.frames),
-      messagesPerSec: per(stats.messages - base.messages),
-      updPerSec: per(stats.upd - base.upd),
-      mbytesPerSec: Math.round(per(stats.bytes - base.bytes) / 1e4) / 100,
+      window: fastRates.window,
+      seconds: fastRates.seconds,
+      framesPerSec: per(end.fast.frames - base.fast.frames),
+      messagesPerSec: fastRates.messagesPerSec,
+      updPerSec: fastRates.updPerSec,
+      mbytesPerSec: fastRates.mbytesPerSec,
     },
-    latencyMs: {
-      samples: stats.latencySeen,
-      p50: pct(0.5),
-      p90: pct(0.9),
-      p99: pct(0.99),
-      p999: pct(0.999),
-      max: stats.latencySeen > 0 ? round3(stats.latencyMax) : null,
+    latencyMs: fast.report(),
+    slow: {
+      clients: slow.clients,
+      pauseMs: opts.slowPauseMs,
+      periodMs: opts.slowPeriodMs,
+      messages: slow.messages,
+      bytes: slow.bytes,
+      upd: slow.upd,
+      snap: slow.snap,
+      ...merges(slow),
+      rates: rates(base.slow, end.slow),
+      latencyMs: slow.report(),
     },
+    stalled: { clients: stalled.clients, messages: stalled.messages, byes: stats.stalledByes },
     qViolations: stats.qViolations,
     updWithoutSnap: stats.updWithoutSnap,
     violationExamples: stats.violationExamples,
