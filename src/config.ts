@@ -232,6 +232,12 @@ function intIn(min: number, max: number) {
 }
 
 const schema = {
+  workers: {
+    doc: 'Gateway worker threads sharing the port (one per core to use); more than 1 needs NATS feeds and metrics.port (aggregated metrics are served there).',
+    format: intIn(1, 64),
+    default: 1,
+    env: 'TICKGATE_WORKERS',
+  },
   host: {
     doc: 'Address the WebSocket and HTTP listener binds to (use 0.0.0.0 or :: in containers).',
     format: String,
@@ -477,6 +483,7 @@ type Schema = typeof schema;
 
 /** The effective, validated configuration. */
 export interface Config {
+  workers: number;
   host: string;
   port: number;
   log: { level: string; pretty: boolean };
@@ -633,6 +640,15 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   }
   if (bp.highWaterBytes >= bp.maxBufferedBytes) {
     throw new ConfigError(`backpressure.highWaterBytes: expected less than backpressure.maxBufferedBytes (${bp.maxBufferedBytes}), got ${bp.highWaterBytes}`);
+  }
+  if (raw.workers > 1 && raw.nats.servers.length === 0) {
+    throw new ConfigError(`workers: ${raw.workers} workers need NATS feeds (nats.servers); the embedded feed runs in one worker only`);
+  }
+  if (raw.workers > 1 && raw.metrics.port === null) {
+    throw new ConfigError(`workers: ${raw.workers} workers need metrics.port, where their metrics are served aggregated`);
+  }
+  if (raw.workers > 1 && raw.port === 0) {
+    throw new ConfigError('workers: several workers share one port; set port to a fixed port, not 0');
   }
   if (raw.throttle.minMs > raw.throttle.maxMs) {
     throw new ConfigError(`throttle.minMs: expected at most throttle.maxMs (${raw.throttle.maxMs}), got ${raw.throttle.minMs}`);

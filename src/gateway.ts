@@ -142,10 +142,16 @@ export class Gateway {
     return this.status.state === 'ready' && this.source.status.state === 'connected';
   }
 
-  private readiness() {
+  /** Why the gateway is not ready (empty when it is). */
+  readinessReasons(): string[] {
     const reasons: string[] = [];
     if (this.status.state !== 'ready') reasons.push(`gateway is ${this.status.state}`);
     if (this.source.status.state !== 'connected') reasons.push(`feed source ${this.source.kind} is ${this.source.status.state}`);
+    return reasons;
+  }
+
+  private readiness() {
+    const reasons = this.readinessReasons();
     const ready = reasons.length === 0;
     return {
       status: ready ? 200 : 503,

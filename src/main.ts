@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, printableConfig } from './config.js';
 import { Gateway } from './gateway.js';
+import { WorkerPool } from './workers.js';
 import { createLogger } from './log.js';
 
 const usage = (prog: string): string => `usage: ${prog} [--config FILE] [--print-config]
@@ -47,7 +48,8 @@ export async function runServer(argv: string[], prog = 'tickgate'): Promise<numb
     }
     const config = loadConfig({ file: args.config });
     const log = createLogger(config.log.level, config.log.pretty);
-    const gateway = new Gateway(config, log);
+    // One gateway in this thread, or N worker threads sharing the port.
+    const gateway = config.workers > 1 ? new WorkerPool(config, log) : new Gateway(config, log);
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {

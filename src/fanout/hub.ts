@@ -9,6 +9,7 @@ import type { Tick } from '../feed/normalize.js';
 import { encode, encodeData, fieldsOf } from '../protocol/codec.js';
 import { PROTOCOL_VERSION, type ByeCode, type ErrorCode } from '../protocol/messages.js';
 import { ANONYMOUS, type Authenticator, type Principal } from '../access/authenticator.js';
+import { threadId } from 'node:worker_threads';
 import { preciseNow } from '../clock.js';
 import { PlainHistogram } from '../histogram.js';
 import { LATENCY_BUCKETS } from '../feed/normalize.js';
@@ -81,7 +82,8 @@ export class Hub {
   /** First message queued for a client in a turn -> its frame written to the socket, seconds; null when latency metrics are off. */
   readonly deliveryLatency: PlainHistogram | null;
   private sweepTimer: NodeJS.Timeout | null = null;
-  private readonly sidPrefix = `${process.pid.toString(36)}${Date.now().toString(36)}`;
+  // Unique across processes, restarts and worker threads.
+  private readonly sidPrefix = `${process.pid.toString(36)}${threadId ? `t${threadId}` : ''}${Date.now().toString(36)}`;
 
   constructor(
     readonly config: Config,
