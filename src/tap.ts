@@ -14,7 +14,7 @@ merged state, or with --deltas {"s":"AAPL","q":12,"d":{...}} with the fields
 that changed ("snap":true on snapshots, "n" when updates were merged).
 
   --url URL        stream endpoint (default $TICKGATE_URL or ws://127.0.0.1:8080/v1/stream)
-  --token TOKEN    sent as the token query parameter (default $TICKGATE_TOKEN)
+  --token TOKEN    credential for gateways with authentication (default $TICKGATE_TOKEN)
   --deltas         print the changed fields instead of the merged state
   --throttle MS    at most one update per symbol per MS milliseconds
   --duration S     stop after S seconds

@@ -335,3 +335,41 @@ describe('against a gateway process that is killed, restarted and paused', () =>
     await client.close();
   });
 });
+
+describe('against a gateway that requires a token', () => {
+  const secret = 'client-test-secret-that-is-long-enough-for-hs256';
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startGateway({ embedded: { symbols: 50, ticksPerSec: 500 }, auth: { mode: 'jwt', jwt: { secret } } });
+  });
+  afterAll(() => gw?.stop());
+  const token = async (expSec: number) => {
+    const { SignJWT } = await import('jose');
+    return new SignJWT({ ent: ['*'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('sdk-user')
+      .setExpirationTime(Math.floor(Date.now() / 1000) + expSec)
+      .sign(new TextEncoder().encode(secret));
+  };
+
+  it('sends the token as a subprotocol, refreshes it with setToken before expiry, and fails clearly without one', async () => {
+    const client = new TickgateClient({ url: gw.url, WebSocket: WebSocket as unknown as WebSocketConstructor, token: await token(2), reconnect: false });
+    onTestFinished(() => client.close());
+    await client.connect();
+    await client.subscribe(['AAPL']);
+    await until(() => client.state('AAPL'), 'AAPL state');
+    const exp = await client.setToken(await token(3600));
+    expect(exp).toBeGreaterThan(Date.now() + 3_000_000);
+    await sleep(3000);
+    // Past the first token's expiry and still streaming on the same connection.
+    const seen: string[] = [];
+    client.onConnection((s) => seen.push(s.state));
+    const before = client.state('AAPL')!.ts;
+    await until(() => client.state('AAPL')!.ts !== before, 'a fresh update');
+    expect(seen).toEqual([]);
+
+    const anonymous = new TickgateClient({ url: gw.url, WebSocket: WebSocket as unknown as WebSocketConstructor, reconnect: false });
+    await expect(anonymous.connect()).rejects.toBeInstanceOf(ConnectError);
+    await anonymous.close();
+  }, 20_000);
+});

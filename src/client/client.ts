@@ -119,6 +119,8 @@ function off<T>(list: T[], fn: T): () => void {
  */
 export class TickgateClient {
   private readonly urls: string[];
+  private token: string | undefined;
+  private readonly tokenTransport: 'protocol' | 'query';
   private readonly safeUrls: string[];
   /** Index of the endpoint the next connection attempt uses. */
   private nextUrl = 0;
@@ -172,11 +174,12 @@ export class TickgateClient {
     if (list.length === 0) throw new TypeError('options.url: expected at least one endpoint');
     this.urls = [];
     this.safeUrls = [];
+    this.token = options.token;
+    this.tokenTransport = options.tokenTransport ?? 'protocol';
     for (const raw of list) {
       const u = new URL(raw);
       u.searchParams.delete('token');
       this.safeUrls.push(u.toString());
-      if (options.token !== undefined) u.searchParams.set('token', options.token);
       this.urls.push(u.toString());
     }
     this.safeUrl = this.safeUrls[0]!;
@@ -279,6 +282,19 @@ export class TickgateClient {
   }
 
   /** Round trip to the server and back, milliseconds. */
+  /**
+   * Replaces the token: used for every later connection, and sent now (`op:
+   * auth`) to extend the current session before the old token expires.
+   * Resolves with the new expiry (epoch ms, null if none); rejects with a
+   * RequestError (AUTH_INVALID, AUTH_EXPIRED) if the server refuses it.
+   */
+  async setToken(token: string): Promise<number | null> {
+    this.token = token;
+    if (this.socket === null || this.hello === null) return null;
+    const ack = await this.request('auth', { op: 'auth', token });
+    return typeof ack['exp'] === 'number' ? ack['exp'] : null;
+  }
+
   async ping(): Promise<number> {
     const t0 = performance.now();
     await this.request('ping', { op: 'ping', ts: Date.now() });
@@ -403,8 +419,19 @@ export class TickgateClient {
     const i = this.nextUrl++ % this.urls.length;
     this.safeUrl = this.safeUrls[i]!;
     let ws: WebSocketLike;
+    let url = this.urls[i]!;
+    let protocols: string[] | undefined;
+    if (this.token !== undefined) {
+      if (this.tokenTransport === 'query') {
+        const u = new URL(url);
+        u.searchParams.set('token', this.token);
+        url = u.toString();
+      } else {
+        protocols = ['tickgate.v1', `bearer.${this.token}`];
+      }
+    }
     try {
-      ws = new this.WS(this.urls[i]!);
+      ws = protocols === undefined ? new this.WS(url) : new this.WS(url, protocols);
     } catch (cause) {
       this.dropped({ code: 1006, reason: 'cannot create socket', error: new ConnectError(`cannot connect to ${this.safeUrl}: ${(cause as Error).message}`, this.safeUrl, { cause }) });
       return;

@@ -116,7 +116,7 @@ export interface WebSocketLike {
 }
 
 /** A WebSocket constructor: `globalThis.WebSocket`, or the `ws` package's default export in Node.js. */
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 export interface ReconnectOptions {
   /** First retry delay bound, milliseconds; the delay is a random value up to this (default 250). */
@@ -132,8 +132,14 @@ export interface ClientOptions {
    * so a client whose gateway drains or dies moves to another.
    */
   url: string | readonly string[];
-  /** Sent as the `token` query parameter. */
+  /** Credential for servers with authentication (JWT or API key). */
   token?: string;
+  /**
+   * How the token travels: `protocol` (default) as a `bearer.<token>` WebSocket
+   * subprotocol next to `tickgate.v1`, which keeps it out of URLs and logs;
+   * `query` as `?token=`, for servers that disallow nothing else.
+   */
+  tokenTransport?: 'protocol' | 'query';
   /** WebSocket implementation; default `globalThis.WebSocket` (browsers). In Node.js 20 pass the `ws` package. */
   WebSocket?: WebSocketConstructor;
   /** Reconnect with exponential backoff and full jitter (default on); `false` to stay closed after a drop. */
