@@ -8,7 +8,7 @@
  * metrics on), the same with latency metrics off (what metrics cost), and a
  * reference that encodes every upd once per subscriber.
  *
- *   npm run bench -- [--clients 2000] [--symbols 2000] [--per-client 20] [--ticks 30000] [--batch 50]
+ *   npm run bench:hub -- [--clients 2000] [--symbols 2000] [--per-client 20] [--ticks 30000] [--batch 50]
  */
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';

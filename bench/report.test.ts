@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { summarizeProfile } from './cpu-profile.js';
+import { evaluateTargets, mdTable, ratio, renderReport, stepRatios, type FanoutStep, type SuiteResult, type System } from './report.js';
+
+const lat = (p99: number) => ({ count: 1000, p50: p99 / 4, p90: p99 / 2, p99, p999: p99 * 1.5, max: p99 * 2 });
+
+function step(system: System, rate: number, deliveredPerSec: number, usPerUpdate: number, p99: number): FanoutStep {
+  return {
+    system,
+    rate,
+    publishedPerSec: rate,
+    publisherLagP99Ms: 1,
+    windowSeconds: 8,
+    deliveredPerSec,
+    expectedPerSec: deliveredPerSec,
+    framesPerSec: deliveredPerSec / 2,
+    bytesPerConnPerSec: 1000,
+    connections: 200,
+    latency: lat(p99),
+    latencyCorrected: lat(p99),
+    server: { cpuPercent: (deliveredPerSec * usPerUpdate) / 1e4, systemPercent: 1, usPerUpdate, rssMiB: 100 },
+    serverThreads: [{ name: 'main', percent: 20 }],
+    busCpuPercent: 3,
+    publisherCpuPercent: 4,
+    clientCpuPercent: 50,
+    clientMaxProcPercent: 25,
+    clientProcs: 2,
+    clientEventLoopP99Ms: 10,
+    machineBusyPercent: 50,
+    otherProcessesPercent: 0,
+    serverCoreBusyPercent: 40,
+    serverCoreSoftirqPercent: 5,
+    otherCoresBusyPercent: 60,
+    conflated: system === 'tickgate' ? 0 : null,
+    slowConsumers: 0,
+    closedEarly: 0,
+    qViolations: 0,
+    stopReasons: [],
+    warnings: [],
+  };
+}
+
+function suite(steps: FanoutStep[]): SuiteResult {
+  return {
+    startedAt: '2026-01-01T00:00:00.000Z',
+    seconds: 300,
+    command: 'npm run bench',
+    quick: false,
+    workers: null,
+    machine: {
+      cpus: 2,
+      model: 'test cpu',
+      node: 'v20.20.2',
+      kernel: '6.1',
+      memoryGiB: 8,
+      nats: 'nats-server: v2.9.10',
+      openFiles: { soft: 20000, hard: 20000 },
+      ephemeralPorts: 28232,
+      pinning: { server: '1', others: '0' },
+    },
+    fanout: { symbols: 2000, clients: 200, symbolsPerClient: 20, expectedFanout: 77, steps, errors: {}, notes: [], profile: null },
+    connections: {
+      requested: 20000,
+      target: 19900,
+      limitNote: 'open-files hard limit 20000',
+      symbolsPerClient: 10,
+      rate: 100,
+      sourceAddresses: ['127.0.0.2'],
+      clientProcs: 4,
+      baselineRssMiB: 100,
+      steps: [{ target: 19900, open: 19900, failed: 0, failures: {}, rampSeconds: 10, gatewayRssMiB: 180, rssPerConnKiB: 4.1, gatewayCpuPercent: 50, subscribeMs: lat(20), connectMs: lat(40) }],
+      idle: null,
+      error: null,
+    },
+    isolation: { args: [], fastP99CleanMs: 10, fastP99WithSlowMs: 11, ratio: 1.1, table: '| |', file: 'x.json', error: null },
+  };
+}
+
+describe('report helpers', () => {
+  it('computes ratios, or null when one side is missing', () => {
+    expect(ratio(9, 3)).toBe(3);
+    expect(ratio(1, 3)).toBe(0.33);
+    expect(ratio(1, 0)).toBeNull();
+    expect(ratio(null, 2)).toBeNull();
+    expect(ratio(2, undefined)).toBeNull();
+  });
+
+  it('renders Markdown tables with escaped cells', () => {
+    expect(mdTable(['a', 'b'], [['x|y', '2']])).toBe('| a | b |\n|---|---:|\n| x\\|y | 2 |');
+  });
+
+  it('pairs each baseline step with tickgate at the same rate', () => {
+    const rs = stepRatios([step('tickgate', 1000, 100_000, 1, 2), step('nats-ws', 1000, 100_000, 6, 4), step('ws-json', 1000, 90_000, 20, 8), step('tickgate', 2000, 200_000, 1, 3)]);
+    expect(rs).toEqual([
+      { rate: 1000, baseline: 'nats-ws', cpuPerUpdate: 6, p99: 0.5, tickgateDelivered: 100_000, baselineDelivered: 100_000 },
+      { rate: 1000, baseline: 'ws-json', cpuPerUpdate: 20, p99: 0.25, tickgateDelivered: 100_000, baselineDelivered: 90_000 },
+    ]);
+  });
+
+  it('judges every target from the results', () => {
+    const steps = [
+      step('tickgate', 1000, 100_000, 1, 2),
+      step('tickgate', 2000, 300_000, 0.8, 30),
+      step('nats-ws', 1000, 100_000, 6, 4),
+      step('nats-ws', 2000, 300_000, 3, 20),
+      step('ws-json', 1000, 100_000, 20, 8),
+    ];
+    const v = evaluateTargets(suite(steps)).map((x) => x.verdict);
+    expect(v).toEqual([
+      // CPU per update 6x and 3.75x lower than nats: missed at the second step.
+      'missed',
+      // 20x lower than the ws gateway at its only step.
+      'met',
+      // p99 30 ms against nats's 20 ms at the second step.
+      'missed',
+      // Below 200k updates/s: p99 2 ms.
+      'met',
+      // 300k/s at 24% of a core: 1.25M per core.
+      'met',
+      'met',
+      // 19,900 connections are not 20,000.
+      'missed',
+    ]);
+    const md = renderReport(suite(steps));
+    expect(md).toContain('## Targets');
+    expect(md).toContain('### Ratios at the same steps');
+    expect(md).toContain('| 1,000 | nats-server WebSocket | 6.0x | 0.50 |');
+  });
+
+  it('summarizes a CPU profile by self time, within windows', () => {
+    const frame = (functionName: string) => ({ functionName, url: 'file:///x.js', lineNumber: 9 });
+    const profile = {
+      nodes: [
+        { id: 1, callFrame: frame('(root)') },
+        { id: 2, callFrame: frame('hot') },
+        { id: 3, callFrame: frame('cold') },
+        { id: 4, callFrame: { functionName: '(idle)', url: '', lineNumber: -1 } },
+      ],
+      startTime: 1000,
+      samples: [2, 2, 2, 3, 4, 2],
+      timeDeltas: [0, 100, 100, 100, 100, 100],
+    };
+    const all = summarizeProfile(profile, 10);
+    expect(all.top[0]).toMatchObject({ fn: 'hot', where: '/x.js:10', selfMs: 0.3, percent: 75 });
+    expect(all.idleMs).toBe(0);
+    // Samples at 1000, 1100, 1200, 1300, ...: only the first two fall in [1000, 1150).
+    const win = summarizeProfile(profile, 10, [[1000, 1150]]);
+    expect(win.top.map((e) => e.fn)).toEqual(['hot']);
+  });
+});

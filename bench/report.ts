@@ -1,0 +1,445 @@
+/**
+ * The benchmark suite's results: their shape (also the JSON file), the
+ * ratios between systems, the verdict on each target, and the Markdown
+ * report. Pure functions of the results, so they can be tested and re-run on
+ * a saved JSON file.
+ */
+import type { LatencySummary } from '../load/latency.js';
+import type { ProfileSummary } from './cpu-profile.js';
+import { profileTable } from './cpu-profile.js';
+
+export type System = 'tickgate' | 'nats-ws' | 'ws-json';
+
+export const SYSTEM_LABEL: Record<System, string> = {
+  tickgate: 'tickgate',
+  'nats-ws': 'nats-server WebSocket',
+  'ws-json': 'ws + JSON gateway',
+};
+
+export interface Machine {
+  cpus: number;
+  model: string;
+  node: string;
+  kernel: string;
+  memoryGiB: number;
+  nats: string;
+  openFiles: { soft: number; hard: number };
+  ephemeralPorts: number;
+  /** CPUs the server under test was pinned to, and the rest; null when not pinned. */
+  pinning: { server: string; others: string } | null;
+}
+
+/** One step (tick rate) of the fan-out workload against one system. */
+export interface FanoutStep {
+  system: System;
+  /** Ticks per second the publisher was asked for. */
+  rate: number;
+  /** Ticks per second it published during the window. */
+  publishedPerSec: number;
+  publisherLagP99Ms: number | null;
+  windowSeconds: number;
+  /** Updates per second the clients received (not counting snapshots). */
+  deliveredPerSec: number;
+  /** What the clients should have received at the published rate, from their subscriptions and the feed's Zipf weights. */
+  expectedPerSec: number;
+  framesPerSec: number;
+  /** Bytes per second received per connection. */
+  bytesPerConnPerSec: number;
+  connections: number;
+  latency: LatencySummary;
+  /** With HdrHistogram's expected-interval correction on top (an upper bound). */
+  latencyCorrected: LatencySummary;
+  /** The server under test: tickgate's gateway, nats-server (nats-ws) or the ws gateway. */
+  /** `systemPercent`: the part of `cpuPercent` spent in the kernel on the process's behalf (system calls). */
+  server: { cpuPercent: number | null; systemPercent: number | null; usPerUpdate: number | null; rssMiB: number | null };
+  /** The server process's CPU by thread name (% of one core): the event loop (`main`) against V8's and libuv's helpers. */
+  serverThreads: Array<{ name: string; percent: number }>;
+  /** nats-server as the bus in front of tickgate or the ws gateway (null for nats-ws, where it is the server). */
+  busCpuPercent: number | null;
+  publisherCpuPercent: number | null;
+  /** All load client processes together, % of one core; and the busiest one. */
+  clientCpuPercent: number | null;
+  clientMaxProcPercent: number | null;
+  clientProcs: number;
+  clientEventLoopP99Ms: number | null;
+  /** All CPUs, every process and the kernel. */
+  machineBusyPercent: number | null;
+  /** Busy time of the machine (% of one core) that is neither kernel softirq nor one of the benchmark's processes. */
+  otherProcessesPercent: number | null;
+  /** When pinned: the server's CPU(s), its process plus the kernel's work there (softirq: loopback TCP), and the other CPUs. */
+  serverCoreBusyPercent: number | null;
+  serverCoreSoftirqPercent: number | null;
+  otherCoresBusyPercent: number | null;
+  /** tickgate: updates merged by backpressure (gateway counter); clients: updates with n > 1. */
+  conflated: number | null;
+  /** tickgate: SLOW_CONSUMER disconnects; nats-ws: nats-server slow consumers; ws-json: none exists. */
+  slowConsumers: number | null;
+  closedEarly: number;
+  qViolations: number;
+  /** Why the ramp stopped after this step; empty when it did not. */
+  stopReasons: string[];
+  /** What makes this step's figures doubtful (a saturated load side). */
+  warnings: string[];
+}
+
+export interface FanoutResult {
+  symbols: number;
+  clients: number;
+  symbolsPerClient: number;
+  /** Delivered updates per tick the subscriptions imply. */
+  expectedFanout: number;
+  steps: FanoutStep[];
+  /** Per system, why it could not run, if it could not. */
+  errors: Partial<Record<System, string>>;
+  /** Steps that could not be measured, and why. */
+  notes: string[];
+  /** tickgate's gateway under `node --cpu-prof`: top functions within each step's window. */
+  profile: { file: string; steps: Array<{ rate: number; summary: ProfileSummary }> } | null;
+}
+
+export interface ConnectionStep {
+  target: number;
+  open: number;
+  failed: number;
+  failures: Record<string, number>;
+  rampSeconds: number;
+  gatewayRssMiB: number | null;
+  /** (RSS now - RSS before any connection) / open connections. */
+  rssPerConnKiB: number | null;
+  gatewayCpuPercent: number | null;
+  subscribeMs: LatencySummary;
+  connectMs: LatencySummary;
+}
+
+export interface ConnectionsResult {
+  requested: number;
+  /** What the file-descriptor limit allowed. */
+  target: number;
+  limitNote: string | null;
+  symbolsPerClient: number;
+  rate: number;
+  sourceAddresses: string[];
+  clientProcs: number;
+  baselineRssMiB: number | null;
+  steps: ConnectionStep[];
+  /** A short window at the largest count: the idle-ish stream. */
+  idle: { deliveredPerSec: number; latency: LatencySummary; gatewayCpuPercent: number | null; hbPerSec: number | null } | null;
+  error: string | null;
+}
+
+export interface IsolationResult {
+  args: string[];
+  fastP99CleanMs: number | null;
+  fastP99WithSlowMs: number | null;
+  ratio: number | null;
+  table: string;
+  file: string;
+  error: string | null;
+}
+
+export interface SuiteResult {
+  startedAt: string;
+  seconds: number;
+  command: string;
+  quick: boolean;
+  workers: number | null;
+  machine: Machine;
+  fanout: FanoutResult | null;
+  connections: ConnectionsResult | null;
+  isolation: IsolationResult | null;
+}
+
+/** a / b rounded to 2 decimals, or null when either is missing or b is 0. */
+export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
+  if (a === null || a === undefined || b === null || b === undefined || b === 0 || !Number.isFinite(a) || !Number.isFinite(b)) return null;
+  return Math.round((a / b) * 100) / 100;
+}
+
+export const fmt = (x: number | null | undefined, digits = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
+export const int = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : Math.round(x).toLocaleString('en-US'));
+
+/** A Markdown table; cells are escaped for pipes. */
+export function mdTable(header: string[], rows: string[][], align?: Array<'l' | 'r'>): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  const sep = header.map((_, i) => ((align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'r' ? '---:' : '---'));
+  return [`| ${header.map(esc).join(' | ')} |`, `|${sep.join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
+}
+
+const lat = (l: LatencySummary) => `${fmt(l.p50, 2)} / ${fmt(l.p99, 2)} / ${fmt(l.p999, 2)} / ${fmt(l.max, 1)}`;
+
+/** Ratios of a baseline to tickgate at each step both ran. */
+export interface StepRatio {
+  rate: number;
+  baseline: System;
+  /** Baseline server CPU per delivered update / tickgate's: how many times less CPU tickgate spends. */
+  cpuPerUpdate: number | null;
+  /** tickgate p99 / baseline p99: below 1 means tickgate is faster. */
+  p99: number | null;
+  tickgateDelivered: number;
+  baselineDelivered: number;
+}
+
+export function stepRatios(steps: readonly FanoutStep[]): StepRatio[] {
+  const out: StepRatio[] = [];
+  for (const t of steps.filter((s) => s.system === 'tickgate')) {
+    for (const b of steps.filter((s) => s.system !== 'tickgate' && s.rate === t.rate)) {
+      out.push({
+        rate: t.rate,
+        baseline: b.system,
+        cpuPerUpdate: ratio(b.server.usPerUpdate, t.server.usPerUpdate),
+        p99: ratio(t.latency.p99, b.latency.p99),
+        tickgateDelivered: t.deliveredPerSec,
+        baselineDelivered: b.deliveredPerSec,
+      });
+    }
+  }
+  return out;
+}
+
+export type Verdict = 'met' | 'missed' | 'not measured';
+
+export interface TargetResult {
+  target: string;
+  verdict: Verdict;
+  detail: string;
+}
+
+/** Each target of docs/PERFORMANCE.md against the results. */
+export function evaluateTargets(r: SuiteResult): TargetResult[] {
+  const out: TargetResult[] = [];
+  const steps = r.fanout?.steps ?? [];
+  const tg = steps.filter((s) => s.system === 'tickgate');
+  const ratios = stepRatios(steps);
+  const vsBaseline = (baseline: System, min: number, label: string) => {
+    const rs = ratios.filter((x) => x.baseline === baseline);
+    const tgRates = tg.map((s) => s.rate);
+    const missing = tgRates.filter((rate) => !rs.some((x) => x.rate === rate));
+    if (rs.length === 0) return out.push({ target: label, verdict: 'not measured', detail: `no common step with ${SYSTEM_LABEL[baseline]}` });
+    const bad = rs.filter((x) => x.cpuPerUpdate === null || x.cpuPerUpdate < min);
+    const detail =
+      rs.map((x) => `${int(x.rate)}/s: ${fmt(x.cpuPerUpdate, 1)}x`).join(', ') +
+      (missing.length > 0 ? `; no baseline figure at ${missing.map((m) => int(m)).join(', ')} ticks/s (its ramp stopped earlier)` : '');
+    out.push({ target: label, verdict: bad.length === 0 ? 'met' : 'missed', detail });
+  };
+  vsBaseline('nats-ws', 4, 'server CPU per delivered update >= 4x lower than nats-server WebSocket, every step');
+  vsBaseline('ws-json', 10, 'server CPU per delivered update >= 10x lower than the ws + JSON gateway, every step');
+
+  const natsP99 = ratios.filter((x) => x.baseline === 'nats-ws');
+  if (natsP99.length === 0) out.push({ target: 'p99 no worse than nats-server WebSocket, every step', verdict: 'not measured', detail: 'no common step' });
+  else {
+    const bad = natsP99.filter((x) => x.p99 === null || x.p99 > 1);
+    out.push({
+      target: 'p99 no worse than nats-server WebSocket, every step',
+      verdict: bad.length === 0 ? 'met' : 'missed',
+      detail: natsP99.map((x) => `${int(x.rate)}/s: ${fmt(x.p99, 2)}x`).join(', ') + ' (tickgate p99 / nats p99)',
+    });
+  }
+
+  const upTo200k = tg.filter((s) => s.deliveredPerSec <= 200_000);
+  if (upTo200k.length === 0) out.push({ target: 'p99 < 5 ms up to 200k updates/s', verdict: 'not measured', detail: 'no tickgate step at or below 200k updates/s' });
+  else {
+    const bad = upTo200k.filter((s) => s.latency.p99 === null || s.latency.p99 >= 5);
+    out.push({
+      target: 'p99 < 5 ms up to 200k updates/s',
+      verdict: bad.length === 0 ? 'met' : 'missed',
+      detail: upTo200k.map((s) => `${int(s.deliveredPerSec)}/s: ${fmt(s.latency.p99, 2)} ms`).join(', '),
+    });
+  }
+
+  const good = tg.filter((s) => s.latency.p99 !== null && s.latency.p99 < 50 && s.server.cpuPercent !== null && s.server.cpuPercent > 0);
+  if (good.length === 0) out.push({ target: '>= 1M delivered updates/s per gateway core at p99 < 50 ms', verdict: 'not measured', detail: 'no tickgate step with p99 < 50 ms' });
+  else {
+    const best = good.reduce((a, b) => (b.deliveredPerSec > a.deliveredPerSec ? b : a));
+    const perCore = best.deliveredPerSec / (best.server.cpuPercent! / 100);
+    const measured = best.deliveredPerSec >= 1_000_000;
+    out.push({
+      target: '>= 1M delivered updates/s per gateway core at p99 < 50 ms',
+      verdict: perCore >= 1_000_000 ? 'met' : 'missed',
+      detail:
+        `highest step with p99 < 50 ms: ${int(best.deliveredPerSec)} updates/s at ${fmt(best.server.cpuPercent)}% of a core (p99 ${fmt(best.latency.p99, 1)} ms), ` +
+        `${int(perCore)} per core-second` +
+        (measured ? '' : ' (extrapolated from CPU per update: the gateway\'s core was never saturated)'),
+    });
+  }
+
+  const iso = r.isolation;
+  if (iso === null || iso.ratio === null) out.push({ target: 'isolation: fast p99 rises < 20% with 5% slow + 1% stalled', verdict: 'not measured', detail: iso?.error ?? 'not run' });
+  else {
+    out.push({
+      target: 'isolation: fast p99 rises < 20% with 5% slow + 1% stalled',
+      verdict: iso.ratio < 1.2 ? 'met' : 'missed',
+      detail: `fast p99 ${fmt(iso.fastP99CleanMs, 1)} ms clean, ${fmt(iso.fastP99WithSlowMs, 1)} ms with slow clients: ${fmt(iso.ratio, 2)}x`,
+    });
+  }
+
+  const c = r.connections;
+  const last = c?.steps[c.steps.length - 1];
+  if (c === null || last === undefined) out.push({ target: 'connections: 20,000 at < 10 KB gateway RSS each', verdict: 'not measured', detail: c?.error ?? 'not run' });
+  else {
+    const reached = last.open >= 20_000;
+    const small = last.rssPerConnKiB !== null && last.rssPerConnKiB * 1024 < 10_000;
+    out.push({
+      target: 'connections: 20,000 at < 10 KB gateway RSS each',
+      verdict: reached && small ? 'met' : 'missed',
+      detail: `${int(last.open)} open, ${fmt(last.rssPerConnKiB, 2)} KiB each` + (c.limitNote ? ` (${c.limitNote})` : ''),
+    });
+  }
+  return out;
+}
+
+function machineText(m: Machine): string {
+  return [
+    `- ${m.cpus} x ${m.model}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.nats}`,
+    `- open files limit ${m.openFiles.soft} (hard ${m.openFiles.hard}); ephemeral ports ${int(m.ephemeralPorts)} per source address`,
+    m.pinning
+      ? `- server under test pinned to CPU ${m.pinning.server} with taskset; nats bus, publisher and load clients on CPU ${m.pinning.others}`
+      : '- nothing pinned: every process shares every CPU',
+  ].join('\n');
+}
+
+function fanoutText(f: FanoutResult): string {
+  const out: string[] = [];
+  out.push(
+    `## Fan-out: ${int(f.symbols)} Zipf symbols, ${f.clients} clients x ${f.symbolsPerClient} Zipf-picked symbols`,
+    '',
+    `Each tick reaches ${fmt(f.expectedFanout, 2)} clients on average (from the subscriptions and the feed's Zipf weights). ` +
+      'Latency is source `ts` (the tick\'s scheduled time, open-loop publisher) to decode in the client, p50 / p99 / p99.9 / max in ms; ' +
+      '"CO-corr. p99" adds HdrHistogram\'s expected-interval correction with each symbol\'s own interval at the publisher\'s rate (an upper bound). ' +
+      'Delivered counts updates received, snapshots excluded; expected is what the subscriptions imply at the rate actually published.',
+    '',
+  );
+  out.push(
+    '### Throughput and latency',
+    '',
+    mdTable(
+      ['system', 'ticks/s in', 'delivered upd/s', 'expected upd/s', 'frames/s', 'B/s per conn', 'p50 / p99 / p99.9 / max ms', 'CO-corr. p99 ms', 'conflated', 'slow consumers', 'closed'],
+      f.steps.map((s) => [
+        SYSTEM_LABEL[s.system],
+        int(s.rate),
+        int(s.deliveredPerSec),
+        int(s.expectedPerSec),
+        int(s.framesPerSec),
+        int(s.bytesPerConnPerSec),
+        lat(s.latency),
+        fmt(s.latencyCorrected.p99, 2),
+        s.conflated === null ? '-' : int(s.conflated),
+        s.slowConsumers === null ? '-' : int(s.slowConsumers),
+        int(s.closedEarly),
+      ]),
+    ),
+    '',
+    '### CPU and memory',
+    '',
+    'Server: the server under test\'s process (% of one core, and per delivered update). Core busy: the CPU it is pinned to, including kernel work there (softirq: loopback TCP). ' +
+      'Load side: the bus, the publisher (with its lag behind schedule) and the load clients, on the other CPU(s). Other: busy time of the machine belonging to none of these processes.',
+    '',
+    mdTable(
+      ['system', 'ticks/s in', 'server µs/upd', 'server % core (of which kernel)', 'server RSS MiB', 'server core busy % (softirq)', 'bus % core', 'publisher % / lag p99 ms', 'load clients % (procs, max proc)', 'load CPUs busy %', 'other % core', 'notes'],
+      f.steps.map((s) => [
+        SYSTEM_LABEL[s.system],
+        int(s.rate),
+        fmt(s.server.usPerUpdate, 2),
+        `${fmt(s.server.cpuPercent)} (${fmt(s.server.systemPercent)})`,
+        fmt(s.server.rssMiB),
+        s.serverCoreBusyPercent === null ? '-' : `${fmt(s.serverCoreBusyPercent)} (${fmt(s.serverCoreSoftirqPercent)})`,
+        fmt(s.busCpuPercent),
+        `${fmt(s.publisherCpuPercent)} / ${fmt(s.publisherLagP99Ms, 2)}`,
+        `${fmt(s.clientCpuPercent)} (${s.clientProcs}, ${fmt(s.clientMaxProcPercent)})`,
+        s.otherCoresBusyPercent === null ? `machine ${fmt(s.machineBusyPercent)}` : fmt(s.otherCoresBusyPercent),
+        fmt(s.otherProcessesPercent),
+        [...s.warnings, ...s.stopReasons.map((x) => `stopped: ${x}`)].join('; '),
+      ]),
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+    ),
+    '',
+    'Server CPU by thread (% of one core; `main` is the event loop):',
+    '',
+    ...f.steps.map((s) => `- ${SYSTEM_LABEL[s.system]} at ${int(s.rate)} ticks/s: ${s.serverThreads.map((t) => `${t.name} ${fmt(t.percent)}`).join(', ') || '-'}`),
+  );
+  const ratios = stepRatios(f.steps);
+  if (ratios.length > 0) {
+    out.push(
+      '',
+      '### Ratios at the same steps',
+      '',
+      'CPU: baseline server CPU per delivered update / tickgate\'s (higher is better for tickgate). p99: tickgate p99 / baseline p99 (below 1: tickgate faster).',
+      '',
+      mdTable(
+        ['ticks/s in', 'baseline', 'CPU per update ratio', 'p99 ratio', 'delivered upd/s tickgate / baseline'],
+        ratios.map((x) => [int(x.rate), SYSTEM_LABEL[x.baseline], `${fmt(x.cpuPerUpdate, 1)}x`, fmt(x.p99, 2), `${int(x.tickgateDelivered)} / ${int(x.baselineDelivered)}`]),
+      ),
+    );
+  }
+  for (const n of f.notes) out.push('', `Not measured: ${n}`);
+  for (const [sys, err] of Object.entries(f.errors)) out.push('', `**${sys} failed:** ${err}`);
+  if (f.profile) {
+    out.push('', `### tickgate gateway CPU profile (${f.profile.file})`);
+    for (const p of f.profile.steps) out.push('', `At ${int(p.rate)} ticks/s, within the step's window:`, '', profileTable(p.summary));
+  }
+  return out.join('\n');
+}
+
+function connectionsText(c: ConnectionsResult): string {
+  const out = [
+    `## Connections: idle-ish clients, ${c.symbolsPerClient} uniformly picked symbols each, feed at ${int(c.rate)} ticks/s`,
+    '',
+    `Requested ${int(c.requested)}, ramped to ${int(c.target)}${c.limitNote ? ` (${c.limitNote})` : ''}; ${c.clientProcs} client processes from ${c.sourceAddresses.join(', ') || 'the default address'}. ` +
+      `Gateway RSS before any connection: ${fmt(c.baselineRssMiB)} MiB. Subscribe latency is \`sub\` sent to \`ack\` received; connect is TCP connect to \`hello\`.`,
+    '',
+    mdTable(
+      ['connections', 'failed', 'ramp s', 'gateway RSS MiB', 'RSS per conn KiB', 'gateway % core (ramp)', 'subscribe p50 / p99 / p99.9 / max ms', 'connect p50 / p99 ms'],
+      c.steps.map((s) => [
+        int(s.open),
+        s.failed === 0 ? '0' : `${s.failed} (${Object.entries(s.failures).map(([k, v]) => `${k} ${v}`).join(', ')})`,
+        fmt(s.rampSeconds),
+        fmt(s.gatewayRssMiB),
+        fmt(s.rssPerConnKiB, 2),
+        fmt(s.gatewayCpuPercent),
+        lat(s.subscribeMs),
+        `${fmt(s.connectMs.p50, 2)} / ${fmt(s.connectMs.p99, 2)}`,
+      ]),
+    ),
+  ];
+  if (c.idle) {
+    out.push(
+      '',
+      `At ${int(c.steps[c.steps.length - 1]?.open)} connections: ${int(c.idle.deliveredPerSec)} updates/s delivered, latency p50 / p99 / p99.9 / max ${lat(c.idle.latency)} ms, gateway ${fmt(c.idle.gatewayCpuPercent)}% of a core` +
+        (c.idle.hbPerSec === null ? '.' : `, ${int(c.idle.hbPerSec)} hb/s.`),
+    );
+  }
+  if (c.error) out.push('', `**Error:** ${c.error}`);
+  return out.join('\n');
+}
+
+function isolationText(i: IsolationResult): string {
+  const out = [`## Isolation (bench/isolation.ts ${i.args.join(' ')})`, ''];
+  if (i.error) out.push(`**Error:** ${i.error}`);
+  else out.push(i.table, '', `Fast clients' p99 with slow clients / without: ${fmt(i.ratio, 2)}. Full results: ${i.file}`);
+  return out.join('\n');
+}
+
+/** The whole report as Markdown. */
+export function renderReport(r: SuiteResult): string {
+  const out: string[] = [
+    `# tickgate benchmark report (${r.startedAt})`,
+    '',
+    `Command: \`${r.command}\`${r.quick ? ' (quick smoke run: short windows, few steps)' : ''}; ${Math.round(r.seconds)} s.` +
+      (r.workers !== null ? ` Gateway started with TICKGATE_WORKERS=${r.workers}.` : ''),
+    '',
+    '## Machine',
+    '',
+    machineText(r.machine),
+    '',
+    '## Targets',
+    '',
+    mdTable(
+      ['target', 'verdict', 'detail'],
+      evaluateTargets(r).map((t) => [t.target, t.verdict, t.detail]),
+      ['l', 'l', 'l'],
+    ),
+  ];
+  if (r.fanout) out.push('', fanoutText(r.fanout));
+  if (r.connections) out.push('', connectionsText(r.connections));
+  if (r.isolation) out.push('', isolationText(r.isolation));
+  return out.join('\n') + '\n';
+}

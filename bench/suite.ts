@@ -1,0 +1,300 @@
+/**
+ * The benchmark suite: tickgate end to end against two baselines on one
+ * machine, in one invocation, every process started and stopped here.
+ *
+ *   npm run bench                      # everything, well under 10 minutes
+ *   npm run bench -- --quick           # smoke run, about a minute and a half
+ *   npm run bench -- --only fanout,baselines --steps 10000,20000
+ *
+ * Scenarios:
+ * - fanout: tickgate at increasing tick rates (see bench/suite-fanout.ts);
+ * - baselines: the same workload and steps against nats-server's own
+ *   WebSocket listener and a plain `ws` + JSON gateway;
+ * - connections: idle-ish connections ramped towards 20,000
+ *   (bench/suite-connections.ts);
+ * - isolation: bench/isolation.ts with 5% slow and 1% stalled clients.
+ *
+ * Writes bench/results/report-<timestamp>.md (also printed) and .json.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ephemeralPortCount } from '../load/source-addresses.js';
+import { parseIsolationArgs, runIsolation, table as isolationTable } from './isolation.js';
+import { cpuCount, hasTaskset, openFileLimits, ROOT } from './procs.js';
+import { renderReport, type IsolationResult, type Machine, type SuiteResult } from './report.js';
+import { runConnections } from './suite-connections.js';
+import { runFanout, type FanoutOptions, type Pinning } from './suite-fanout.js';
+
+export const SCENARIOS = ['fanout', 'baselines', 'connections', 'isolation'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
+
+export interface SuiteOptions {
+  quick: boolean;
+  only: Set<Scenario>;
+  workers: number | null;
+  pin: boolean;
+  profile: boolean;
+  steps: number[];
+  windowS: number;
+  settleS: number;
+  loadProcs: number;
+  clients: number;
+  symbolsPerClient: number;
+  symbols: number;
+  connections: number;
+}
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --quick              smoke run: two steps, short windows, 2,000 connections (about 90 s)
+  --only LIST          comma-separated scenarios: ${SCENARIOS.join(', ')} (default: all)
+  --steps LIST         tick rates of the fan-out steps (default 625,1250,2500,5000,10000; quick 625,1250)
+  --window S           measured seconds per step (default 8; quick 4)
+  --settle S           seconds after a rate change before measuring (default 3; quick 2)
+  --clients N          fan-out clients (default 200)
+  --symbols-per-client N  fan-out symbols per client (default 20)
+  --symbols N          symbols the feed publishes (default 2000)
+  --load-procs N       load client processes for fan-out (default 2)
+  --connections N      connections to ramp to (default 20000; quick 2000)
+  --workers N          start the gateway with TICKGATE_WORKERS=N (ignored by a gateway without multi-core mode)
+  --no-pin             do not pin the server under test to its own CPU with taskset
+  --profile            run tickgate's gateway under node --cpu-prof during fan-out and report its top functions
+  --help               show this help`;
+
+function positiveInts(name: string, raw: string): number[] {
+  const xs = raw.split(',').map((s) => Number(s.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1 || x > 1_000_000)) {
+    throw new UsageError(`--${name}: expected comma-separated integers from 1 to 1000000, got ${JSON.stringify(raw)}`);
+  }
+  return xs;
+}
+
+function oneInt(name: string, raw: string | undefined, def: number, lo: number, hi: number): number {
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < lo || n > hi) throw new UsageError(`--${name}: expected an integer from ${lo} to ${hi}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
+  let v;
+  try {
+    v = parseArgs({
+      args: [...argv],
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        steps: { type: 'string' },
+        window: { type: 'string' },
+        settle: { type: 'string' },
+        clients: { type: 'string' },
+        'symbols-per-client': { type: 'string' },
+        symbols: { type: 'string' },
+        'load-procs': { type: 'string' },
+        connections: { type: 'string' },
+        workers: { type: 'string' },
+        pin: { type: 'boolean', default: true },
+        profile: { type: 'boolean', default: false },
+        help: { type: 'boolean' },
+      },
+      allowNegative: true,
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message, { cause: err });
+  }
+  if (v.help) return 'help';
+  const quick = v.quick ?? false;
+  const only = new Set<Scenario>();
+  for (const s of (v.only ?? SCENARIOS.join(',')).split(',').map((x) => x.trim())) {
+    if (!(SCENARIOS as readonly string[]).includes(s)) throw new UsageError(`--only: expected some of ${SCENARIOS.join(', ')}, got ${JSON.stringify(s)}`);
+    only.add(s as Scenario);
+  }
+  return {
+    quick,
+    only,
+    workers: v.workers === undefined ? null : oneInt('workers', v.workers, 1, 1, 256),
+    pin: v.pin ?? true,
+    profile: v.profile ?? false,
+    steps: positiveInts('steps', v.steps ?? (quick ? '625,1250' : '625,1250,2500,5000,10000')),
+    windowS: oneInt('window', v.window, quick ? 4 : 8, 1, 300),
+    settleS: oneInt('settle', v.settle, quick ? 2 : 3, 0, 60),
+    clients: oneInt('clients', v.clients, 200, 1, 20_000),
+    symbolsPerClient: oneInt('symbols-per-client', v['symbols-per-client'], 20, 1, 2000),
+    symbols: oneInt('symbols', v.symbols, 2000, 1, 100_000),
+    loadProcs: oneInt('load-procs', v['load-procs'], 2, 1, 16),
+    connections: oneInt('connections', v.connections, quick ? 2000 : 20_000, 1, 100_000),
+  };
+}
+
+function machineInfo(pinning: Pinning | null): Machine {
+  const cpu = cpus();
+  const nats = spawnSync('nats-server', ['--version'], { encoding: 'utf8' });
+  return {
+    cpus: cpu.length,
+    model: cpu[0]?.model ?? 'unknown',
+    node: process.version,
+    kernel: release(),
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    nats: nats.status === 0 ? nats.stdout.trim() : 'nats-server not found',
+    openFiles: openFileLimits(),
+    ephemeralPorts: ephemeralPortCount(),
+    pinning,
+  };
+}
+
+/**
+ * Pins the server under test to the last CPU(s) and everything else to the
+ * others, so its CPU figure is its own and the load cannot steal its core.
+ */
+function pinningFor(opts: SuiteOptions): Pinning | null {
+  const n = cpuCount();
+  if (!opts.pin || n < 2 || !hasTaskset()) return null;
+  const serverCores = Math.min(opts.workers ?? 1, n - 1);
+  const first = n - serverCores;
+  return {
+    server: serverCores === 1 ? String(first) : `${first}-${n - 1}`,
+    serverCores,
+    others: first === 1 ? '0' : `0-${first - 1}`,
+    otherCores: first,
+  };
+}
+
+async function runIsolationScenario(quick: boolean, signal: AbortSignal): Promise<IsolationResult> {
+  // 100 clients: exactly 5 slow and 1 stalled. Each takes 200 Zipf-picked
+  // symbols of a 5,000 ticks/s feed, about 270 KB/s. Loopback holds about
+  // 4 MiB per connection in kernel buffers before the gateway sees any
+  // backpressure (see bench/isolation.ts), so a slow client pauses 20 s to
+  // fall about 5.4 MB behind and be conflated for the rest of the pause; the
+  // stalled one is conflated after about 17 s and closed 15 s later.
+  const common = ['--clients', '100', '--per-client', '200', '--rate', '5000', '--slow-fraction', '0.05', '--stalled-fraction', '0.01'];
+  const args = quick
+    ? [...common, '--duration', '6', '--warmup', '1', '--slow-pause-ms', '3000', '--slow-period-ms', '4000']
+    : [...common, '--duration', '35', '--slow-pause-ms', '20000', '--slow-period-ms', '22000'];
+  try {
+    const opts = parseIsolationArgs(args);
+    if (opts === 'help') throw new Error('unexpected help');
+    const { runs, file } = await runIsolation(opts, signal);
+    const fast = (i: number) => runs[i]?.loads.find((l) => l.group === 'fast')?.report?.latencyMs.p99 ?? null;
+    const clean = fast(0);
+    const slow = fast(1);
+    return {
+      args,
+      fastP99CleanMs: clean,
+      fastP99WithSlowMs: slow,
+      ratio: clean !== null && slow !== null && clean > 0 ? Math.round((slow / clean) * 100) / 100 : null,
+      table: isolationTable(runs),
+      file: file.replace(ROOT, ''),
+      error: null,
+    };
+  } catch (err) {
+    return { args, fastP99CleanMs: null, fastP99WithSlowMs: null, ratio: null, table: '', file: '', error: (err as Error).message };
+  }
+}
+
+export async function runSuite(opts: SuiteOptions, command: string, signal: AbortSignal): Promise<{ result: SuiteResult; md: string; files: string[] }> {
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const pinning = pinningFor(opts);
+  const result: SuiteResult = {
+    startedAt,
+    seconds: 0,
+    command,
+    quick: opts.quick,
+    workers: opts.workers,
+    machine: machineInfo(pinning),
+    fanout: null,
+    connections: null,
+    isolation: null,
+  };
+  const stamp = startedAt.replace(/[:.]/g, '-');
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+  if (opts.only.has('fanout') || opts.only.has('baselines')) {
+    const fo: FanoutOptions = {
+      systems: [...(opts.only.has('fanout') ? (['tickgate'] as const) : []), ...(opts.only.has('baselines') ? (['nats-ws', 'ws-json'] as const) : [])],
+      steps: opts.steps,
+      windowS: opts.windowS,
+      settleS: opts.settleS,
+      clients: opts.clients,
+      symbolsPerClient: opts.symbolsPerClient,
+      symbols: opts.symbols,
+      loadProcs: opts.loadProcs,
+      workers: opts.workers,
+      pinning,
+      profileDir: opts.profile ? join(dir, `profile-${stamp}`) : null,
+    };
+    result.fanout = await runFanout(fo, signal, log);
+  }
+  if (opts.only.has('connections') && !signal.aborted) {
+    log('connections');
+    result.connections = await runConnections({ connections: opts.connections, quick: opts.quick, workers: opts.workers, pinning }, signal, log);
+  }
+  if (opts.only.has('isolation') && !signal.aborted) {
+    log('isolation (bench/isolation.ts)');
+    result.isolation = await runIsolationScenario(opts.quick, signal);
+  }
+  result.seconds = Math.round((performance.now() - started) / 100) / 10;
+  const md = renderReport(result);
+  const mdFile = join(dir, `report-${stamp}.md`);
+  const jsonFile = join(dir, `report-${stamp}.json`);
+  writeFileSync(mdFile, md);
+  writeFileSync(jsonFile, JSON.stringify(result, null, 2) + '\n');
+  return { result, md, files: [mdFile, jsonFile] };
+}
+
+async function main(): Promise<number> {
+  let opts;
+  try {
+    opts = parseSuiteArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (opts === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const ac = new AbortController();
+  const onSignal = () => {
+    if (ac.signal.aborted) process.exit(130);
+    process.stderr.write('bench: stopping everything it started\n');
+    ac.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // Whatever happens, the suite ends: generous bounds over the expected 1.5 and 6-8 minutes.
+  const limitS = opts.quick ? 300 : 1200;
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`bench: still running after ${limitS} s, stopping\n`);
+    ac.abort();
+  }, limitS * 1000);
+  try {
+    const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
+    const { md, files } = await runSuite(opts, command, ac.signal);
+    process.stdout.write(md);
+    process.stderr.write(`bench: wrote ${files.map((f) => f.replace(ROOT, '')).join(' and ')}\n`);
+    return ac.signal.aborted ? 130 : 0;
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n`);
+    return ac.signal.aborted ? 130 : 1;
+  } finally {
+    clearTimeout(watchdog);
+  }
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
+  void main().then((code) => process.exit(code));
+}
