@@ -48,6 +48,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort, startNatsServer, type NatsServer } from '../test/helpers/nats-server.js';
 import type { SubscriberReport } from '../load/subscribers.js';
+import { UsageError } from '../src/cli-tool.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAX_DURATION_S = 600;
@@ -64,10 +65,7 @@ const STDERR_TAIL = 8 * 1024;
 /** Other processes' CPU (% of a core) above which a run's figures are called noisy. */
 const NOISY_OTHER_CPU = 20;
 
-/** A command-line value was invalid; the message names the option and what it expects. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 export interface IsolationOptions {
   clients: number;

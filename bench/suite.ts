@@ -28,6 +28,7 @@ import { cpuCount, hasTaskset, openFileLimits, ROOT } from './procs.js';
 import { renderReport, type IsolationResult, type Machine, type SuiteResult } from './report.js';
 import { runConnections } from './suite-connections.js';
 import { runFanout, type FanoutOptions, type Pinning } from './suite-fanout.js';
+import { UsageError } from '../src/cli-tool.js';
 
 export const SCENARIOS = ['fanout', 'baselines', 'connections', 'isolation'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -48,9 +49,7 @@ export interface SuiteOptions {
   connections: number;
 }
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 export const USAGE = `usage: npm run bench -- [options]
 

@@ -13,13 +13,11 @@
  * gzip stream is ended and the file closed, so what was written is readable.
  */
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { badNatsUrl, CaptureWriter, MAX_PENDING_BYTES, round, type CaptureHeader, type CodecCounts } from './capture.js';
-import { UsageError } from './sim.js';
+import { runIfEntry, UsageError } from '../src/cli-tool.js';
 
-export { UsageError };
 
 /** Effective options of one recording. */
 export interface RecordOptions {
@@ -202,37 +200,12 @@ export async function recordCapture(opts: RecordOptions, signal?: AbortSignal): 
   return { out: opts.out, records: writer.records, codecs: { ...writer.counts }, bytes, seconds: round(seconds, 3), stoppedBy: outcome };
 }
 
-async function main(): Promise<number> {
-  let opts;
-  try {
-    opts = parseRecordArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`feed:record: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE + '\n');
+runIfEntry(import.meta.url, {
+  name: 'feed:record',
+  usage: USAGE,
+  parse: (argv) => parseRecordArgs(argv),
+  async run(opts, signal) {
+    process.stderr.write(JSON.stringify(await recordCapture(opts, signal)) + '\n');
     return 0;
-  }
-  const ac = new AbortController();
-  const onSignal = () => {
-    // A second signal means "now", at the cost of a truncated file.
-    if (ac.signal.aborted) process.exit(130);
-    ac.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    const summary = await recordCapture(opts, ac.signal);
-    process.stderr.write(JSON.stringify(summary) + '\n');
-    return 0;
-  } catch (err) {
-    process.stderr.write(`feed:record: ${(err as Error).message}\n`);
-    return err instanceof UsageError ? 2 : 1;
-  }
-}
-
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
-  void main().then((code) => process.exit(code));
-}
+  },
+});

@@ -23,13 +23,11 @@
 import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { badNatsUrl, encodePayload, readCapture, round } from './capture.js';
-import { UsageError } from './sim.js';
+import { runIfEntry, UsageError } from '../src/cli-tool.js';
 
-export { UsageError };
 
 /** Effective options of one replay. */
 export interface ReplayOptions {
@@ -307,38 +305,13 @@ export async function replayCapture(opts: ReplayOptions, signal?: AbortSignal): 
   };
 }
 
-async function main(): Promise<number> {
-  let opts;
-  try {
-    opts = parseReplayArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`feed:replay: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE + '\n');
+runIfEntry(import.meta.url, {
+  name: 'feed:replay',
+  usage: USAGE,
+  parse: (argv) => parseReplayArgs(argv),
+  async run(opts, signal) {
+    // A malformed capture (CaptureFormatError, naming the line) or a NATS failure throws: exit 1.
+    process.stderr.write(JSON.stringify(await replayCapture(opts, signal)) + '\n');
     return 0;
-  }
-  const ac = new AbortController();
-  const onSignal = () => {
-    // A second signal means "now": skip the final flush.
-    if (ac.signal.aborted) process.exit(130);
-    ac.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    const summary = await replayCapture(opts, ac.signal);
-    process.stderr.write(JSON.stringify(summary) + '\n');
-    return 0;
-  } catch (err) {
-    process.stderr.write(`feed:replay: ${(err as Error).message}\n`);
-    // A malformed capture (CaptureFormatError, naming the line) or NATS failure: 1.
-    return err instanceof UsageError ? 2 : 1;
-  }
-}
-
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
-  void main().then((code) => process.exit(code));
-}
+  },
+});

@@ -14,17 +14,14 @@
  * and end-to-end latency measured from `ts` includes that wait.
  */
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { jetstreamManager, StorageType, DiscardPolicy } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { MarketSim, type SimTick } from '../src/feed/market-sim.js';
+import { runIfEntry, UsageError } from '../src/cli-tool.js';
 
-/** A command-line value was invalid; the message names the option and what it expects. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 /** Effective options of one simulator run. */
 export interface SimOptions {
@@ -302,37 +299,12 @@ function round(x: number, digits: number): number {
   return Math.round(x * k) / k;
 }
 
-async function main(): Promise<number> {
-  let opts;
-  try {
-    opts = parseSimArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`feed:sim: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE + '\n');
+runIfEntry(import.meta.url, {
+  name: 'feed:sim',
+  usage: USAGE,
+  parse: (argv) => parseSimArgs(argv),
+  async run(opts, signal) {
+    process.stderr.write(JSON.stringify(await runSim(opts, signal)) + '\n');
     return 0;
-  }
-  const ac = new AbortController();
-  const onSignal = () => {
-    // A second signal means "now": skip the final flush.
-    if (ac.signal.aborted) process.exit(130);
-    ac.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    const summary = await runSim(opts, ac.signal);
-    process.stderr.write(JSON.stringify(summary) + '\n');
-    return 0;
-  } catch (err) {
-    process.stderr.write(`feed:sim: ${(err as Error).message}\n`);
-    return 1;
-  }
-}
-
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
-  void main().then((code) => process.exit(code));
-}
+  },
+});

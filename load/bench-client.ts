@@ -38,6 +38,7 @@ import { subjectToken } from '../feeds/sim.js';
 import { symbolPicker } from './subscribers.js';
 import { encodeHistogram, LatencyRecorder, makeWallClock, newHistogram, tickShares } from './latency.js';
 import { defaultPerAddress, sourceAddressFor } from './source-addresses.js';
+import { UsageError } from '../src/cli-tool.js';
 
 export type Protocol = 'tickgate' | 'ws-json' | 'nats-ws';
 
@@ -112,9 +113,7 @@ export interface WindowReport {
   rssMiB: number;
 }
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 export const USAGE = `usage: npm run load:bench-client -- [options]
 

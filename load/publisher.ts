@@ -21,13 +21,13 @@
  */
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { MarketSim, type SimTick } from '../src/feed/market-sim.js';
 import { subjectToken } from '../feeds/sim.js';
 import { makeWallClock, newHistogram, summarize, type LatencySummary } from './latency.js';
+import { runIfEntry, UsageError } from '../src/cli-tool.js';
 
 export interface PublisherOptions {
   url: string;
@@ -55,10 +55,7 @@ export const USAGE = `usage: npm run load:publish -- [options]
   --control        read commands from stdin: "rate N", "stats"; end of input stops
   --help           show this help`;
 
-/** A command-line value was invalid; the message names the option. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 const MAX_RATE = 1_000_000;
 const WARM_CHUNK = 10_000;
@@ -193,32 +190,12 @@ export async function runPublisher(opts: PublisherOptions, signal: AbortSignal, 
   }
 }
 
-async function main(): Promise<number> {
-  let opts;
-  try {
-    opts = parsePublisherArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`load:publish: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE + '\n');
+runIfEntry(import.meta.url, {
+  name: 'load:publish',
+  usage: USAGE,
+  parse: (argv) => parsePublisherArgs(argv),
+  async run(opts, signal) {
+    await runPublisher(opts, signal, (line) => process.stdout.write(JSON.stringify(line) + '\n'));
     return 0;
-  }
-  const ac = new AbortController();
-  const onSignal = () => (ac.signal.aborted ? process.exit(130) : ac.abort());
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    await runPublisher(opts, ac.signal, (line) => process.stdout.write(JSON.stringify(line) + '\n'));
-    return 0;
-  } catch (err) {
-    process.stderr.write(`load:publish: ${(err as Error).message}\n`);
-    return 1;
-  }
-}
-
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
-  void main().then((code) => process.exit(code));
-}
+  },
+});

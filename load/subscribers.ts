@@ -34,11 +34,9 @@ import { parseArgs } from 'node:util';
 import { Decoder, encode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
 import { MarketSim } from '../src/feed/market-sim.js';
+import { UsageError } from '../src/cli-tool.js';
 
-/** A command-line value was invalid; the message names the option and what it expects. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 export interface SubscriberOptions {
   /** Gateway stream endpoint. */
