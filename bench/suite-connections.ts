@@ -84,7 +84,9 @@ export async function runConnections(o: ConnectionsOptions, signal: AbortSignal,
     const nats = await unlessAborted(startNats({ cpus: pin?.others ?? null }), signal);
     stops.push(() => nats.stop());
     const port = await freePort();
-    const http = `http://127.0.0.1:${port}`;
+    // Several workers serve their aggregated metrics and probes on a port of their own.
+    const metricsPort = o.workers !== null && o.workers > 1 ? await freePort() : null;
+    const http = `http://127.0.0.1:${metricsPort ?? port}`;
     const tmp = mkdtempSync(join(tmpdir(), 'tickgate-bench-'));
     stops.push(async () => rmSync(tmp, { recursive: true, force: true }));
     writeFileSync(join(tmp, 'gateway.json'), JSON.stringify({ limits: { maxConnectionsPerIp: 0 } }));
@@ -97,6 +99,7 @@ export async function runConnections(o: ConnectionsOptions, signal: AbortSignal,
         TICKGATE_DRAIN_WINDOW_MS: '0',
         TICKGATE_DRAIN_TIMEOUT_MS: '2000',
         ...(o.workers !== null ? { TICKGATE_WORKERS: String(o.workers) } : {}),
+        ...(metricsPort !== null ? { TICKGATE_METRICS_PORT: String(metricsPort) } : {}),
       },
       cpus: pin?.server ?? null,
       ...(nofile !== undefined ? { nofile } : {}),

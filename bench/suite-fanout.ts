@@ -161,7 +161,9 @@ async function startRig(system: System, o: FanoutOptions, stops: Array<() => Pro
   let url: string;
   if (system === 'tickgate') {
     const port = await freePort();
-    http = `http://127.0.0.1:${port}`;
+    // Several workers serve their aggregated metrics and probes on a port of their own.
+    const metricsPort = o.workers !== null && o.workers > 1 ? await freePort() : null;
+    http = `http://127.0.0.1:${metricsPort ?? port}`;
     const tmp = mkdtempSync(join(tmpdir(), 'tickgate-bench-'));
     stops.push(async () => rmSync(tmp, { recursive: true, force: true }));
     const config = join(tmp, 'gateway.json');
@@ -176,6 +178,7 @@ async function startRig(system: System, o: FanoutOptions, stops: Array<() => Pro
         TICKGATE_DRAIN_WINDOW_MS: '0',
         TICKGATE_DRAIN_TIMEOUT_MS: '2000',
         ...(o.workers !== null ? { TICKGATE_WORKERS: String(o.workers) } : {}),
+        ...(metricsPort !== null ? { TICKGATE_METRICS_PORT: String(metricsPort) } : {}),
       },
       cpus: pin?.server ?? null,
       nodeArgs: o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [],

@@ -28,13 +28,17 @@ export class WorkerPool {
 
   /** Starts every worker and the admin server; rejects if any worker fails to start. */
   async start(): Promise<void> {
-    // Under tsx (development) the worker is a .ts file and needs the same loader.
+    // Under tsx (development) the worker is a .ts file: a worker thread does
+    // not inherit the loader, so a small bootstrap registers it first.
     const ts = import.meta.url.endsWith('.ts');
     const url = new URL(ts ? './worker.ts' : './worker.js', import.meta.url);
+    const bootstrap = ts
+      ? `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`
+      : null;
     const started = Array.from({ length: this.config.workers }, () => {
       // Workers serve their own routes on the shared port; this thread owns metrics.port.
       const config: Config = { ...this.config, metrics: { ...this.config.metrics, port: null } };
-      const w = new Worker(url, { workerData: { config }, ...(ts ? { execArgv: ['--import', 'tsx'] } : {}) });
+      const w = bootstrap === null ? new Worker(url, { workerData: { config } }) : new Worker(bootstrap, { eval: true, workerData: { config } });
       this.workers.push(w);
       return new Promise<void>((resolve, reject) => {
         w.on('message', (m: FromWorker) => {
