@@ -48,7 +48,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort, startNatsServer, type NatsServer } from '../test/helpers/nats-server.js';
 import type { SubscriberReport } from '../load/subscribers.js';
-import { UsageError } from '../src/cli-tool.js';
+import { UsageError, numberOption as num } from '../src/cli-tool.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAX_DURATION_S = 600;
@@ -101,12 +101,6 @@ export const USAGE = `usage: npm run bench:isolation -- [options]
 
 Needs nats-server on PATH. Prints a Markdown table; writes
 bench/results/isolation-<timestamp>.json.`;
-
-function num(name: string, raw: string, expected: string, ok: (n: number) => boolean): number {
-  const n = raw.trim() === '' ? NaN : Number(raw);
-  if (!ok(n)) throw new UsageError(`--${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 const intIn = (min: number, max: number) => (n: number) => Number.isInteger(n) && n >= min && n <= max;
 const fraction = (n: number) => Number.isFinite(n) && n >= 0 && n <= 1;

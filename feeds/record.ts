@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { badNatsUrl, CaptureWriter, MAX_PENDING_BYTES, round, type CaptureHeader, type CodecCounts } from './capture.js';
-import { runIfEntry, UsageError } from '../src/cli-tool.js';
+import { runIfEntry, UsageError, numberOption as num } from '../src/cli-tool.js';
 
 
 /** Effective options of one recording. */
@@ -67,12 +67,6 @@ file properly; prints a JSON summary to stderr.`;
 const DEFAULT_URL = 'nats://127.0.0.1:4222';
 // Tokens are non-empty and blank-free; '>' only as the last token.
 const SUBJECT = /^(?:[^\s.>]+\.)*(?:[^\s.>]+|>)$/;
-
-function num(name: string, raw: string, expected: string, ok: (n: number) => boolean): number {
-  const n = raw.trim() === '' ? NaN : Number(raw);
-  if (!ok(n)) throw new UsageError(`--${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 /** Parses CLI arguments (without node and script). Throws {@link UsageError} naming the option. */
 export function parseRecordArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): RecordOptions | 'help' {

@@ -26,7 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { badNatsUrl, encodePayload, readCapture, round } from './capture.js';
-import { runIfEntry, UsageError } from '../src/cli-tool.js';
+import { runIfEntry, UsageError, numberOption as num } from '../src/cli-tool.js';
 
 
 /** Effective options of one replay. */
@@ -87,12 +87,6 @@ const MAX_SPEED = 1_000_000;
 const BATCH = 256;
 /** Messages between flushes (a round trip to the server), which bounds what the client buffers at speed max. */
 const FLUSH_EVERY = 4096;
-
-function num(name: string, raw: string, expected: string, ok: (n: number) => boolean): number {
-  const n = raw.trim() === '' ? NaN : Number(raw);
-  if (!ok(n)) throw new UsageError(`--${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 /** Parses CLI arguments (without node and script). Throws {@link UsageError} naming the option. */
 export function parseReplayArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ReplayOptions | 'help' {

@@ -19,7 +19,7 @@ import { jetstreamManager, StorageType, DiscardPolicy } from '@nats-io/jetstream
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { MarketSim, type SimTick } from '../src/feed/market-sim.js';
-import { runIfEntry, UsageError } from '../src/cli-tool.js';
+import { runIfEntry, UsageError, numberOption as num } from '../src/cli-tool.js';
 
 export { UsageError };
 
@@ -105,12 +105,6 @@ const utf8 = new TextEncoder();
  */
 export function subjectToken(symbol: string): string {
   return symbol.replace(/[.*>\s]/g, '_');
-}
-
-function num(name: string, raw: string, expected: string, ok: (n: number) => boolean): number {
-  const n = raw.trim() === '' ? NaN : Number(raw);
-  if (!ok(n)) throw new UsageError(`--${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
-  return n;
 }
 
 /** Parses CLI arguments (without node and script). Throws {@link UsageError} naming the option. */

@@ -34,7 +34,7 @@ import { parseArgs } from 'node:util';
 import { Decoder, encode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
 import { MarketSim } from '../src/feed/market-sim.js';
-import { UsageError } from '../src/cli-tool.js';
+import { UsageError, numberOption as num } from '../src/cli-tool.js';
 
 export { UsageError };
 
@@ -202,12 +202,6 @@ const SUB_CHUNK = 500;
 const CLOSE_WAIT_MS = 2000;
 /** How long paused clients get to read their backlog at the end of a run. */
 const DRAIN_MS = 1000;
-
-function num(name: string, raw: string, expected: string, ok: (n: number) => boolean): number {
-  const n = raw.trim() === '' ? NaN : Number(raw);
-  if (!ok(n)) throw new UsageError(`--${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 const intIn = (min: number, max: number) => (n: number) => Number.isInteger(n) && n >= min && n <= max;
 

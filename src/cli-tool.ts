@@ -12,6 +12,13 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/** A numeric option's value, or a UsageError naming `--name` and what was expected. */
+export function numberOption(name: string, raw: string, expected: string, ok: (n: number) => boolean): number {
+  const n = raw.trim() === '' ? NaN : Number(raw);
+  if (!ok(n)) throw new UsageError(`--${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
 export interface Tool<O> {
   /** How the tool is called, e.g. `feed:record`: the prefix of its messages. */
   name: string;
