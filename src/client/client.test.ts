@@ -233,7 +233,7 @@ describe('against a gateway process that is killed, restarted and paused', () =>
   const spawn = async (port: number, args: string[] = []): Promise<RunningGateway> => {
     const p = spawnGateway({ TICKGATE_PORT: String(port), TICKGATE_LOG_LEVEL: 'warn' }, args);
     procs.push(p);
-    await waitReady(`http://127.0.0.1:${port}/readyz`);
+    await waitReady(`http://127.0.0.1:${port}/readyz`, 20_000, p);
     return p;
   };
 

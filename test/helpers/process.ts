@@ -35,16 +35,22 @@ export function spawnGateway(env: Record<string, string>, args: string[] = []): 
   return { proc, stdout: () => out, stderr: () => err, exited };
 }
 
-/** Polls `url` until it answers 200, or fails after `ms`. */
-export async function waitReady(url: string, ms = 10_000): Promise<void> {
+/**
+ * Polls `url` until it answers 200, or fails after `ms`; with `gw`, fails at
+ * once (with its stderr) if that process exits first, e.g. when its port was taken.
+ */
+export async function waitReady(url: string, ms = 10_000, gw?: RunningGateway): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
+    if (gw !== undefined && gw.proc.exitCode !== null) {
+      throw new Error(`gateway exited with ${gw.proc.exitCode} before ${url} was ready: ${gw.stderr().slice(-500)}`);
+    }
     try {
       if ((await fetch(url)).status === 200) return;
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`${url} not ready within ${ms} ms`);
+    if (Date.now() > deadline) throw new Error(`${url} not ready within ${ms} ms${gw ? `; stderr: ${gw.stderr().slice(-500)}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
