@@ -35,7 +35,8 @@ it('runs two workers on one port, aggregates their metrics, serves the same stat
     for (const c of clients) c.send({ op: 'sub', symbols });
     await Promise.all(clients.map((c) => c.next((m) => m.t === 'ack', 'ack')));
     // Connections are spread over both workers (session ids carry the thread).
-    const threads = new Set(clients.map((c) => /t(\d+)/.exec(c.messages[0]!['sid'] as string)?.[1]));
+    const threads = new Set(clients.map((c) => /^[0-9a-z]+\.(\d+)\./.exec(c.messages[0]!['sid'] as string)?.[1]));
+    expect(threads.has(undefined)).toBe(false);
     expect(threads.size).toBe(2);
 
     const pub = await connect({ servers: nats.url });

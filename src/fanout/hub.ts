@@ -83,7 +83,7 @@ export class Hub {
   readonly deliveryLatency: PlainHistogram | null;
   private sweepTimer: NodeJS.Timeout | null = null;
   // Unique across processes, restarts and worker threads.
-  private readonly sidPrefix = `${process.pid.toString(36)}${threadId ? `t${threadId}` : ''}${Date.now().toString(36)}`;
+  private readonly sidPrefix = `${process.pid.toString(36)}.${threadId}.${Date.now().toString(36)}`;
 
   constructor(
     readonly config: Config,
