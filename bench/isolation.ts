@@ -45,10 +45,9 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { freePort, startNatsServer, type NatsServer } from '../test/helpers/nats-server.js';
 import type { SubscriberReport } from '../load/subscribers.js';
-import { UsageError, numberOption as num } from '../src/cli-tool.js';
+import { UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAX_DURATION_S = 600;
@@ -107,30 +106,20 @@ const fraction = (n: number) => Number.isFinite(n) && n >= 0 && n <= 1;
 
 /** Parses CLI arguments (without node and script). Throws {@link UsageError} naming the option. */
 export function parseIsolationArgs(argv: readonly string[]): IsolationOptions | 'help' {
-  let v;
-  try {
-    v = parseArgs({
-      args: [...argv],
-      options: {
-        clients: { type: 'string' },
-        symbols: { type: 'string' },
-        'per-client': { type: 'string' },
-        rate: { type: 'string' },
-        duration: { type: 'string' },
-        'slow-fraction': { type: 'string' },
-        'stalled-fraction': { type: 'string' },
-        'slow-pause-ms': { type: 'string' },
-        'slow-period-ms': { type: 'string' },
-        warmup: { type: 'string' },
-        seed: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message, { cause: err });
-  }
+  const v = parseOptions(argv, {
+    clients: { type: 'string' },
+    symbols: { type: 'string' },
+    'per-client': { type: 'string' },
+    rate: { type: 'string' },
+    duration: { type: 'string' },
+    'slow-fraction': { type: 'string' },
+    'stalled-fraction': { type: 'string' },
+    'slow-pause-ms': { type: 'string' },
+    'slow-period-ms': { type: 'string' },
+    warmup: { type: 'string' },
+    seed: { type: 'string' },
+    help: { type: 'boolean' },
+  });
   if (v.help) return 'help';
   const slowFraction = num('slow-fraction', v['slow-fraction'] ?? '0.1', 'a fraction from 0 to 1', fraction);
   const stalledFraction = num('stalled-fraction', v['stalled-fraction'] ?? '0.02', 'a fraction from 0 to 1', fraction);

@@ -21,14 +21,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { ephemeralPortCount } from '../load/source-addresses.js';
 import { parseIsolationArgs, runIsolation, table as isolationTable } from './isolation.js';
 import { cpuCount, hasTaskset, openFileLimits, ROOT } from './procs.js';
 import { renderReport, type IsolationResult, type Machine, type SuiteResult } from './report.js';
 import { runConnections } from './suite-connections.js';
 import { runFanout, type FanoutOptions, type Pinning } from './suite-fanout.js';
-import { UsageError } from '../src/cli-tool.js';
+import { UsageError, parseOptions } from '../src/cli-tool.js';
 
 export const SCENARIOS = ['fanout', 'baselines', 'connections', 'isolation'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -84,33 +83,22 @@ function oneInt(name: string, raw: string | undefined, def: number, lo: number, 
 }
 
 export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
-  let v;
-  try {
-    v = parseArgs({
-      args: [...argv],
-      options: {
-        quick: { type: 'boolean', default: false },
-        only: { type: 'string' },
-        steps: { type: 'string' },
-        window: { type: 'string' },
-        settle: { type: 'string' },
-        clients: { type: 'string' },
-        'symbols-per-client': { type: 'string' },
-        symbols: { type: 'string' },
-        'load-procs': { type: 'string' },
-        connections: { type: 'string' },
-        workers: { type: 'string' },
-        pin: { type: 'boolean', default: true },
-        profile: { type: 'boolean', default: false },
-        help: { type: 'boolean' },
-      },
-      allowNegative: true,
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message, { cause: err });
-  }
+  const v = parseOptions(argv, {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    steps: { type: 'string' },
+    window: { type: 'string' },
+    settle: { type: 'string' },
+    clients: { type: 'string' },
+    'symbols-per-client': { type: 'string' },
+    symbols: { type: 'string' },
+    'load-procs': { type: 'string' },
+    connections: { type: 'string' },
+    workers: { type: 'string' },
+    pin: { type: 'boolean', default: true },
+    profile: { type: 'boolean', default: false },
+    help: { type: 'boolean' },
+  }, true);
   if (v.help) return 'help';
   const quick = v.quick ?? false;
   const only = new Set<Scenario>();

@@ -13,10 +13,9 @@
  * gzip stream is ended and the file closed, so what was written is readable.
  */
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { badNatsUrl, CaptureWriter, MAX_PENDING_BYTES, round, type CaptureHeader, type CodecCounts } from './capture.js';
-import { runIfEntry, UsageError, numberOption as num } from '../src/cli-tool.js';
+import { runIfEntry, UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
 
 
 /** Effective options of one recording. */
@@ -70,25 +69,15 @@ const SUBJECT = /^(?:[^\s.>]+\.)*(?:[^\s.>]+|>)$/;
 
 /** Parses CLI arguments (without node and script). Throws {@link UsageError} naming the option. */
 export function parseRecordArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): RecordOptions | 'help' {
-  let values;
-  try {
-    values = parseArgs({
-      args: [...argv],
-      options: {
-        url: { type: 'string' },
-        subject: { type: 'string' },
-        out: { type: 'string' },
-        force: { type: 'boolean' },
-        duration: { type: 'string' },
-        count: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message, { cause: err });
-  }
+  const values = parseOptions(argv, {
+    url: { type: 'string' },
+    subject: { type: 'string' },
+    out: { type: 'string' },
+    force: { type: 'boolean' },
+    duration: { type: 'string' },
+    count: { type: 'string' },
+    help: { type: 'boolean' },
+  });
   if (values.help) return 'help';
 
   const url = values.url ?? (env['NATS_URL'] || DEFAULT_URL);

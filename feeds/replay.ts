@@ -23,10 +23,9 @@
 import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { badNatsUrl, encodePayload, readCapture, round } from './capture.js';
-import { runIfEntry, UsageError, numberOption as num } from '../src/cli-tool.js';
+import { runIfEntry, UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
 
 
 /** Effective options of one replay. */
@@ -90,27 +89,17 @@ const FLUSH_EVERY = 4096;
 
 /** Parses CLI arguments (without node and script). Throws {@link UsageError} naming the option. */
 export function parseReplayArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ReplayOptions | 'help' {
-  let values;
-  try {
-    values = parseArgs({
-      args: [...argv],
-      options: {
-        url: { type: 'string' },
-        in: { type: 'string' },
-        speed: { type: 'string' },
-        duration: { type: 'string' },
-        count: { type: 'string' },
-        'subject-prefix': { type: 'string' },
-        'rewrite-ts': { type: 'string' },
-        'no-rewrite-ts': { type: 'boolean' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message, { cause: err });
-  }
+  const values = parseOptions(argv, {
+    url: { type: 'string' },
+    in: { type: 'string' },
+    speed: { type: 'string' },
+    duration: { type: 'string' },
+    count: { type: 'string' },
+    'subject-prefix': { type: 'string' },
+    'rewrite-ts': { type: 'string' },
+    'no-rewrite-ts': { type: 'boolean' },
+    help: { type: 'boolean' },
+  });
   if (values.help) return 'help';
 
   const url = values.url ?? (env['NATS_URL'] || DEFAULT_URL);

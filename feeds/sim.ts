@@ -14,12 +14,11 @@
  * and end-to-end latency measured from `ts` includes that wait.
  */
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { jetstreamManager, StorageType, DiscardPolicy } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { MarketSim, type SimTick } from '../src/feed/market-sim.js';
-import { runIfEntry, UsageError, numberOption as num } from '../src/cli-tool.js';
+import { runIfEntry, UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
 
 export { UsageError };
 
@@ -109,31 +108,20 @@ export function subjectToken(symbol: string): string {
 
 /** Parses CLI arguments (without node and script). Throws {@link UsageError} naming the option. */
 export function parseSimArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): SimOptions | 'help' {
-  let values;
-  try {
-    values = parseArgs({
-      args: [...argv],
-      options: {
-        url: { type: 'string' },
-        symbols: { type: 'string' },
-        rate: { type: 'string' },
-        seed: { type: 'string' },
-        zipf: { type: 'string' },
-        codec: { type: 'string' },
-        prefix: { type: 'string' },
-        duration: { type: 'string' },
-        count: { type: 'string' },
-        warm: { type: 'boolean', default: true },
-        jetstream: { type: 'string' },
-        help: { type: 'boolean' },
-      },
-      allowNegative: true,
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message, { cause: err });
-  }
+  const values = parseOptions(argv, {
+    url: { type: 'string' },
+    symbols: { type: 'string' },
+    rate: { type: 'string' },
+    seed: { type: 'string' },
+    zipf: { type: 'string' },
+    codec: { type: 'string' },
+    prefix: { type: 'string' },
+    duration: { type: 'string' },
+    count: { type: 'string' },
+    warm: { type: 'boolean', default: true },
+    jetstream: { type: 'string' },
+    help: { type: 'boolean' },
+  }, true);
   if (values.help) return 'help';
 
   const url = values.url ?? (env['NATS_URL'] || DEFAULT_URL);

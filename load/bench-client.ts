@@ -30,7 +30,6 @@
 import { createInterface } from 'node:readline';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
 import { MarketSim } from '../src/feed/market-sim.js';
@@ -38,7 +37,7 @@ import { subjectToken } from '../feeds/sim.js';
 import { symbolPicker } from './subscribers.js';
 import { encodeHistogram, LatencyRecorder, makeWallClock, newHistogram, tickShares } from './latency.js';
 import { defaultPerAddress, sourceAddressFor } from './source-addresses.js';
-import { UsageError } from '../src/cli-tool.js';
+import { UsageError, parseOptions } from '../src/cli-tool.js';
 
 export type Protocol = 'tickgate' | 'ws-json' | 'nats-ws';
 
@@ -150,35 +149,25 @@ function num(name: string, raw: string | undefined, def: string, expected: strin
 const intIn = (lo: number, hi: number) => (n: number) => Number.isInteger(n) && n >= lo && n <= hi;
 
 export function parseBenchClientArgs(argv: readonly string[]): BenchClientOptions | 'help' {
-  let v;
-  try {
-    v = parseArgs({
-      args: [...argv],
-      options: {
-        protocol: { type: 'string' },
-        url: { type: 'string' },
-        clients: { type: 'string' },
-        'symbols-per-client': { type: 'string' },
-        universe: { type: 'string' },
-        zipf: { type: 'string' },
-        uniform: { type: 'boolean', default: false },
-        seed: { type: 'string' },
-        'client-offset': { type: 'string' },
-        'feed-zipf': { type: 'string' },
-        rate: { type: 'string' },
-        'source-address': { type: 'string' },
-        'per-address': { type: 'string' },
-        'connect-rate': { type: 'string' },
-        duration: { type: 'string' },
-        control: { type: 'boolean', default: false },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message, { cause: err });
-  }
+  const v = parseOptions(argv, {
+    protocol: { type: 'string' },
+    url: { type: 'string' },
+    clients: { type: 'string' },
+    'symbols-per-client': { type: 'string' },
+    universe: { type: 'string' },
+    zipf: { type: 'string' },
+    uniform: { type: 'boolean', default: false },
+    seed: { type: 'string' },
+    'client-offset': { type: 'string' },
+    'feed-zipf': { type: 'string' },
+    rate: { type: 'string' },
+    'source-address': { type: 'string' },
+    'per-address': { type: 'string' },
+    'connect-rate': { type: 'string' },
+    duration: { type: 'string' },
+    control: { type: 'boolean', default: false },
+    help: { type: 'boolean' },
+  });
   if (v.help) return 'help';
   const protocol = v.protocol ?? 'tickgate';
   if (protocol !== 'tickgate' && protocol !== 'ws-json' && protocol !== 'nats-ws') {

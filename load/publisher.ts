@@ -21,13 +21,12 @@
  */
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { MarketSim, type SimTick } from '../src/feed/market-sim.js';
 import { subjectToken } from '../feeds/sim.js';
 import { makeWallClock, newHistogram, summarize, type LatencySummary } from './latency.js';
-import { runIfEntry, UsageError } from '../src/cli-tool.js';
+import { runIfEntry, UsageError, parseOptions } from '../src/cli-tool.js';
 
 export interface PublisherOptions {
   url: string;
@@ -68,27 +67,17 @@ function num(name: string, raw: string | undefined, def: string, expected: strin
 }
 
 export function parsePublisherArgs(argv: readonly string[]): PublisherOptions | 'help' {
-  let v;
-  try {
-    v = parseArgs({
-      args: [...argv],
-      options: {
-        url: { type: 'string' },
-        symbols: { type: 'string' },
-        rate: { type: 'string' },
-        seed: { type: 'string' },
-        zipf: { type: 'string' },
-        duration: { type: 'string' },
-        'pace-ms': { type: 'string' },
-        control: { type: 'boolean', default: false },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message, { cause: err });
-  }
+  const v = parseOptions(argv, {
+    url: { type: 'string' },
+    symbols: { type: 'string' },
+    rate: { type: 'string' },
+    seed: { type: 'string' },
+    zipf: { type: 'string' },
+    duration: { type: 'string' },
+    'pace-ms': { type: 'string' },
+    control: { type: 'boolean', default: false },
+    help: { type: 'boolean' },
+  });
   if (v.help) return 'help';
   return {
     url: v.url ?? 'nats://127.0.0.1:4222',

@@ -30,11 +30,10 @@
  */
 import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Decoder, encode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
 import { MarketSim } from '../src/feed/market-sim.js';
-import { UsageError, numberOption as num } from '../src/cli-tool.js';
+import { UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
 
 export { UsageError };
 
@@ -207,32 +206,22 @@ const intIn = (min: number, max: number) => (n: number) => Number.isInteger(n) &
 
 /** Parses CLI arguments (without node and script). Throws {@link UsageError} naming the option. */
 export function parseSubscriberArgs(argv: readonly string[]): SubscriberOptions | 'help' {
-  let v;
-  try {
-    v = parseArgs({
-      args: [...argv],
-      options: {
-        url: { type: 'string' },
-        clients: { type: 'string' },
-        'symbols-per-client': { type: 'string' },
-        duration: { type: 'string' },
-        uniform: { type: 'boolean', default: false },
-        zipf: { type: 'string' },
-        seed: { type: 'string' },
-        universe: { type: 'string' },
-        'connect-rate': { type: 'string' },
-        'slow-fraction': { type: 'string' },
-        'slow-pause-ms': { type: 'string' },
-        'slow-period-ms': { type: 'string' },
-        'stalled-fraction': { type: 'string' },
-        help: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message, { cause: err });
-  }
+  const v = parseOptions(argv, {
+    url: { type: 'string' },
+    clients: { type: 'string' },
+    'symbols-per-client': { type: 'string' },
+    duration: { type: 'string' },
+    uniform: { type: 'boolean', default: false },
+    zipf: { type: 'string' },
+    seed: { type: 'string' },
+    universe: { type: 'string' },
+    'connect-rate': { type: 'string' },
+    'slow-fraction': { type: 'string' },
+    'slow-pause-ms': { type: 'string' },
+    'slow-period-ms': { type: 'string' },
+    'stalled-fraction': { type: 'string' },
+    help: { type: 'boolean' },
+  });
   if (v.help) return 'help';
   const url = v.url ?? 'ws://127.0.0.1:8080/v1/stream';
   if (!/^wss?:\/\/[^\s/]+(\/\S*)?$/.test(url)) {

@@ -6,10 +6,24 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** A command-line value was invalid; the message names the option and what it expects. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+/**
+ * Parses `--option value` arguments strictly (no positionals; with
+ * `negatable`, `--no-x` for a boolean x); an unknown or malformed option
+ * becomes a UsageError.
+ */
+export function parseOptions<const O extends NonNullable<ParseArgsConfig['options']>>(argv: readonly string[], options: O, negatable = false) {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false, allowNegative: negatable }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message, { cause: err });
+  }
 }
 
 /** A numeric option's value, or a UsageError naming `--name` and what was expected. */
