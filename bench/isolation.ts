@@ -47,7 +47,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { freePort, startNatsServer, type NatsServer } from '../test/helpers/nats-server.js';
 import type { SubscriberReport } from '../load/subscribers.js';
-import { UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
+import { runIfEntry, UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAX_DURATION_S = 600;
@@ -660,46 +660,17 @@ export async function runIsolation(opts: IsolationOptions, signal: AbortSignal):
   }
 }
 
-async function main(): Promise<number> {
-  let opts;
-  try {
-    opts = parseIsolationArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`bench:isolation: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  const ac = new AbortController();
-  const onSignal = () => {
-    if (ac.signal.aborted) process.exit(130);
-    process.stderr.write('bench:isolation: stopping everything it started\n');
-    ac.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+runIfEntry(import.meta.url, {
+  name: 'bench:isolation',
+  usage: USAGE,
+  parse: (argv) => parseIsolationArgs(argv),
+  stopping: 'stopping everything it started',
   // Whatever happens, the benchmark ends: both runs, start-up and shutdown with room to spare.
-  const limitS = opts.warmup + 2 * (opts.duration + 60) + 60;
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`bench:isolation: still running after ${limitS} s, stopping\n`);
-    ac.abort();
-  }, limitS * 1000);
-  try {
-    const { runs, text } = await runIsolation(opts, ac.signal);
+  timeLimitS: (opts) => opts.warmup + 2 * (opts.duration + 60) + 60,
+  async run(opts, signal) {
+    const { runs, text } = await runIsolation(opts, signal);
     process.stdout.write(text + '\n');
     const clean = (l: LoadResult) => l.report !== null && l.report.qViolations === 0 && l.report.updWithoutSnap === 0;
     return runs.every((r) => r.loads.every(clean)) ? 0 : 1;
-  } catch (err) {
-    process.stderr.write(`bench:isolation: ${(err as Error).message}\n`);
-    return ac.signal.aborted ? 130 : 1;
-  } finally {
-    clearTimeout(watchdog);
-  }
-}
-
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
-  void main().then((code) => process.exit(code));
-}
+  },
+});

@@ -20,14 +20,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ephemeralPortCount } from '../load/source-addresses.js';
 import { parseIsolationArgs, runIsolation, table as isolationTable } from './isolation.js';
 import { cpuCount, hasTaskset, openFileLimits, ROOT } from './procs.js';
 import { renderReport, type IsolationResult, type Machine, type SuiteResult } from './report.js';
 import { runConnections } from './suite-connections.js';
 import { runFanout, type FanoutOptions, type Pinning } from './suite-fanout.js';
-import { UsageError, parseOptions } from '../src/cli-tool.js';
+import { runIfEntry, UsageError, parseOptions } from '../src/cli-tool.js';
 
 export const SCENARIOS = ['fanout', 'baselines', 'connections', 'isolation'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -241,47 +240,18 @@ export async function runSuite(opts: SuiteOptions, command: string, signal: Abor
   return { result, md, files: [mdFile, jsonFile] };
 }
 
-async function main(): Promise<number> {
-  let opts;
-  try {
-    opts = parseSuiteArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`bench: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  const ac = new AbortController();
-  const onSignal = () => {
-    if (ac.signal.aborted) process.exit(130);
-    process.stderr.write('bench: stopping everything it started\n');
-    ac.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+runIfEntry(import.meta.url, {
+  name: 'bench',
+  usage: USAGE,
+  parse: (argv) => parseSuiteArgs(argv),
+  stopping: 'stopping everything it started',
   // Whatever happens, the suite ends: generous bounds over the expected 1.5 and 6-8 minutes.
-  const limitS = opts.quick ? 300 : 1200;
-  const watchdog = setTimeout(() => {
-    process.stderr.write(`bench: still running after ${limitS} s, stopping\n`);
-    ac.abort();
-  }, limitS * 1000);
-  try {
+  timeLimitS: (opts) => (opts.quick ? 300 : 1200),
+  async run(opts, signal) {
     const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
-    const { md, files } = await runSuite(opts, command, ac.signal);
+    const { md, files } = await runSuite(opts, command, signal);
     process.stdout.write(md);
     process.stderr.write(`bench: wrote ${files.map((f) => f.replace(ROOT, '')).join(' and ')}\n`);
-    return ac.signal.aborted ? 130 : 0;
-  } catch (err) {
-    process.stderr.write(`bench: ${(err as Error).message}\n`);
-    return ac.signal.aborted ? 130 : 1;
-  } finally {
-    clearTimeout(watchdog);
-  }
-}
-
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
-  void main().then((code) => process.exit(code));
-}
+    return signal.aborted ? 130 : 0;
+  },
+});

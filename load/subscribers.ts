@@ -29,11 +29,10 @@
  * the client's stream: bytes per second x pause > ~4.5 MB.
  */
 import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
 import { Decoder, encode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
 import { MarketSim } from '../src/feed/market-sim.js';
-import { UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
+import { runIfEntry, UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
 
 export { UsageError };
 
@@ -895,32 +894,14 @@ export function failed(report: SubscriberReport): boolean {
   return report.qViolations > 0 || report.updWithoutSnap > 0 || report.clients.connected === 0 || report.error !== undefined;
 }
 
-async function main(): Promise<number> {
-  let opts;
-  try {
-    opts = parseSubscriberArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`load:subscribers: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (opts === 'help') {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  const ac = new AbortController();
-  const onSignal = () => {
-    if (ac.signal.aborted) process.exit(130);
-    ac.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const report = await runSubscribers(opts, ac.signal);
-  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-  if (report.error !== undefined) process.stderr.write(`load:subscribers: ${report.error}\n`);
-  return failed(report) ? 1 : 0;
-}
-
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
-  void main().then((code) => process.exit(code));
-}
+runIfEntry(import.meta.url, {
+  name: 'load:subscribers',
+  usage: USAGE,
+  parse: (argv) => parseSubscriberArgs(argv),
+  async run(opts, signal) {
+    const report = await runSubscribers(opts, signal);
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    if (report.error !== undefined) process.stderr.write(`load:subscribers: ${report.error}\n`);
+    return failed(report) ? 1 : 0;
+  },
+});

@@ -43,6 +43,8 @@ export interface Tool<O> {
   run(opts: O, signal: AbortSignal): Promise<number>;
   /** Said on stderr at the first signal, before the run winds down. */
   stopping?: string;
+  /** A bound on the whole run, seconds: past it the run is aborted as by a signal. */
+  timeLimitS?(opts: O): number;
 }
 
 /** Whether the module at `metaUrl` is the process's entry script. */
@@ -83,12 +85,22 @@ export async function runTool<O>(tool: Tool<O>, argv: string[]): Promise<number>
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const limitS = tool.timeLimitS?.(opts);
+  const watchdog =
+    limitS === undefined
+      ? undefined
+      : setTimeout(() => {
+          process.stderr.write(`${tool.name}: still running after ${limitS} s, stopping\n`);
+          ac.abort();
+        }, limitS * 1000);
   try {
     return await tool.run(opts, ac.signal);
   } catch (err) {
     process.stderr.write(`${tool.name}: ${(err as Error).message}\n`);
+    if (ac.signal.aborted) return 130;
     return err instanceof UsageError ? 2 : 1;
   } finally {
+    clearTimeout(watchdog);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
