@@ -104,16 +104,17 @@ export class Hub {
       // Clamped at 0: a publisher's clock a little ahead of ours is not negative latency.
       if (ts === ts) tick.counters.ingestLatency.record(Math.max(0, preciseNow() - ts) / 1000);
     }
+    const known = this.store.get(tick.symbol);
     const seq = v[SEQ]!;
-    if (seq === seq) {
-      const prev = this.store.get(tick.symbol)?.values[SEQ];
-      if (prev !== undefined && prev === prev) {
+    if (seq === seq && known !== undefined) {
+      const prev = known.values[SEQ]!;
+      if (prev === prev) {
         if (seq > prev + 1) tick.counters.seqGaps += seq - prev - 1;
         else if (seq <= prev) tick.counters.seqRegressions++;
       }
     }
     if (tick.counters.stale) this.setFeedStale(feed, tick.counters, false);
-    const st = this.store.apply(tick, feed);
+    const st = this.store.apply(tick, feed, known);
     if (st === null) {
       this.counters.unchangedTicks++;
       return;

@@ -55,8 +55,9 @@ export class SymbolStore {
    * changed (with `changed` set and `q` advanced), or null when the tick
    * repeated what the state already held.
    */
-  apply(tick: Tick, feed: string): SymbolState | null {
-    let st = this.states.get(tick.symbol);
+  apply(tick: Tick, feed: string, known: SymbolState | undefined = this.states.get(tick.symbol)): SymbolState | null {
+    // `known`: the caller's own lookup of the symbol, so the tick path looks it up once.
+    let st = known;
     if (st === undefined) {
       st = new SymbolState(tick.symbol);
       this.states.set(tick.symbol, st);
