@@ -4,9 +4,10 @@ import { evaluateTargets, mdTable, ratio, renderReport, stepRatios, type FanoutS
 
 const lat = (p99: number) => ({ count: 1000, p50: p99 / 4, p90: p99 / 2, p99, p999: p99 * 1.5, max: p99 * 2 });
 
-function step(system: System, rate: number, deliveredPerSec: number, usPerUpdate: number, p99: number): FanoutStep {
+function step(system: System, rate: number, deliveredPerSec: number, usPerUpdate: number, p99: number, flushIntervalMs = 0): FanoutStep {
   return {
     system,
+    flushIntervalMs: system === 'tickgate' ? flushIntervalMs : null,
     rate,
     publishedPerSec: rate,
     publisherLagP99Ms: 1,
@@ -92,8 +93,8 @@ describe('report helpers', () => {
   it('pairs each baseline step with tickgate at the same rate', () => {
     const rs = stepRatios([step('tickgate', 1000, 100_000, 1, 2), step('nats-ws', 1000, 100_000, 6, 4), step('ws-json', 1000, 90_000, 20, 8), step('tickgate', 2000, 200_000, 1, 3)]);
     expect(rs).toEqual([
-      { rate: 1000, baseline: 'nats-ws', cpuPerUpdate: 6, p99: 0.5, tickgateDelivered: 100_000, baselineDelivered: 100_000 },
-      { rate: 1000, baseline: 'ws-json', cpuPerUpdate: 20, p99: 0.25, tickgateDelivered: 100_000, baselineDelivered: 90_000 },
+      { rate: 1000, flushIntervalMs: 0, baseline: 'nats-ws', cpuPerUpdate: 6, p99: 0.5, tickgateDelivered: 100_000, baselineDelivered: 100_000 },
+      { rate: 1000, flushIntervalMs: 0, baseline: 'ws-json', cpuPerUpdate: 20, p99: 0.25, tickgateDelivered: 100_000, baselineDelivered: 90_000 },
     ]);
   });
 
@@ -124,7 +125,32 @@ describe('report helpers', () => {
     const md = renderReport(suite(steps));
     expect(md).toContain('## Targets');
     expect(md).toContain('### Ratios at the same steps');
-    expect(md).toContain('| 1,000 | nats-server WebSocket | 6.0x | 0.50 |');
+    expect(md).toContain('| 1,000 | tickgate | nats-server WebSocket | 6.0x | 0.50 |');
+  });
+
+  it('judges each tickgate run (default and each flush interval) against the same baselines', () => {
+    const steps = [
+      step('tickgate', 1000, 100_000, 2, 2),
+      step('tickgate', 1000, 100_000, 1, 6, 5),
+      step('nats-ws', 1000, 100_000, 6, 4),
+      step('ws-json', 1000, 100_000, 12, 8),
+    ];
+    const t = evaluateTargets(suite(steps));
+    const row = (start: string, suffix: string) => t.find((x) => x.target.startsWith(start) && x.target.endsWith(suffix));
+    // Default run: 3x and 6x cheaper than the baselines, p99 half of nats's.
+    expect(row('server CPU per delivered update >= 4x', '(tickgate)')).toMatchObject({ verdict: 'missed', detail: '1,000/s: 3.0x' });
+    expect(row('server CPU per delivered update >= 10x', '(tickgate)')?.verdict).toBe('missed');
+    expect(row('p99 no worse', '(tickgate)')?.verdict).toBe('met');
+    // Flush 5 ms: 6x and 12x cheaper, p99 1.5x nats's and above 5 ms.
+    expect(row('server CPU per delivered update >= 4x', '(tickgate, flush 5 ms)')).toMatchObject({ verdict: 'met', detail: '1,000/s: 6.0x' });
+    expect(row('server CPU per delivered update >= 10x', '(tickgate, flush 5 ms)')?.verdict).toBe('met');
+    expect(row('p99 no worse', '(tickgate, flush 5 ms)')?.verdict).toBe('missed');
+    expect(row('p99 < 5 ms', '(tickgate, flush 5 ms)')?.verdict).toBe('missed');
+    // Isolation and connections once each.
+    expect(t.filter((x) => x.target.startsWith('isolation'))).toHaveLength(1);
+    const md = renderReport(suite(steps));
+    expect(md).toContain('| tickgate, flush 5 ms | 1,000 |');
+    expect(md).toContain('| 1,000 | tickgate, flush 5 ms | ws + JSON gateway | 12.0x | 0.75 |');
   });
 
   it('summarizes a CPU profile by self time, within windows', () => {

@@ -38,7 +38,7 @@ import {
   type Nats,
   type Proc,
 } from './procs.js';
-import { SYSTEM_LABEL, type FanoutResult, type FanoutStep, type System } from './report.js';
+import { stepLabel, type FanoutResult, type FanoutStep, type System } from './report.js';
 
 export interface Pinning {
   server: string;
@@ -49,6 +49,8 @@ export interface Pinning {
 
 export interface FanoutOptions {
   systems: System[];
+  /** Extra tickgate runs, one per `ws.flushIntervalMs` here, after the default one (0). */
+  flushMs: number[];
   steps: number[];
   windowS: number;
   settleS: number;
@@ -109,6 +111,12 @@ interface Sample {
   machine: ReturnType<typeof machineCpu>;
 }
 
+/** One system's run: tickgate with a flush interval, or a baseline (flushIntervalMs null). */
+interface Run {
+  system: System;
+  flushIntervalMs: number | null;
+}
+
 /** The processes of one system's run. */
 interface Rig {
   nats: Nats;
@@ -150,7 +158,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, proc: Proc |
 const metricDelta = (m0: Map<string, number>, m1: Map<string, number>, key: string) => (m1.get(key) ?? 0) - (m0.get(key) ?? 0);
 
 /** Starts everything for `system`; `stops` collects what to stop, in reverse order. */
-async function startRig(system: System, o: FanoutOptions, stops: Array<() => Promise<unknown>>, signal: AbortSignal, log: (s: string) => void): Promise<Rig> {
+async function startRig({ system, flushIntervalMs }: Run, o: FanoutOptions, stops: Array<() => Promise<unknown>>, signal: AbortSignal, log: (s: string) => void): Promise<Rig> {
   const pin = o.pinning;
   const nats = await unlessAborted(startNats({ websocket: system === 'nats-ws', cpus: system === 'nats-ws' ? (pin?.server ?? null) : (pin?.others ?? null) }), signal);
   stops.push(() => nats.stop());
@@ -168,7 +176,13 @@ async function startRig(system: System, o: FanoutOptions, stops: Array<() => Pro
     stops.push(async () => rmSync(tmp, { recursive: true, force: true }));
     const config = join(tmp, 'gateway.json');
     // No per-address cap (every client comes from loopback); lists and subscriptions as large as the universe.
-    writeFileSync(config, JSON.stringify({ limits: { maxConnectionsPerIp: 0, maxListSymbols: Math.max(1000, o.symbols), maxSymbolsPerClient: Math.max(2000, o.symbolsPerClient) } }));
+    writeFileSync(
+      config,
+      JSON.stringify({
+        limits: { maxConnectionsPerIp: 0, maxListSymbols: Math.max(1000, o.symbols), maxSymbolsPerClient: Math.max(2000, o.symbolsPerClient) },
+        ws: { flushIntervalMs: flushIntervalMs ?? 0 },
+      }),
+    );
     const g = nodeScript('gateway', 'src/main.ts', ['--config', config], {
       env: {
         TICKGATE_NATS_SERVERS: nats.url,
@@ -181,7 +195,8 @@ async function startRig(system: System, o: FanoutOptions, stops: Array<() => Pro
         ...(metricsPort !== null ? { TICKGATE_METRICS_PORT: String(metricsPort) } : {}),
       },
       cpus: pin?.server ?? null,
-      nodeArgs: o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [],
+      // Only the default run is profiled: one profile per report.
+      nodeArgs: o.profileDir && !flushIntervalMs ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [],
     });
     gateway = g;
     stops.push(() => g.stop(10_000));
@@ -270,7 +285,7 @@ export class StepFailed extends Error {
   override readonly name = 'StepFailed';
 }
 
-async function runStep(system: System, rig: Rig, rate: number, o: FanoutOptions, fanout: number, signal: AbortSignal, profiled: MonoWindow[], first: boolean): Promise<FanoutStep> {
+async function runStep({ system, flushIntervalMs }: Run, rig: Rig, rate: number, o: FanoutOptions, fanout: number, signal: AbortSignal, profiled: MonoWindow[], first: boolean): Promise<FanoutStep> {
   const { publisher, clients } = rig;
   publisher.send(`rate ${rate}`);
   await publisher.next('rate', CMD_MS);
@@ -316,6 +331,7 @@ async function runStep(system: System, rig: Rig, rate: number, o: FanoutOptions,
   const delivered = round1(updates / winS);
   const step: FanoutStep = {
     system,
+    flushIntervalMs,
     rate,
     publishedPerSec,
     publisherLagP99Ms: pub1.lagMs.p99,
@@ -410,40 +426,46 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
   let steps = o.steps;
   /** tickgate's measurement windows, to read its profile step by step. */
   const windows: MonoWindow[] = [];
-  for (const system of o.systems) {
+  const runs: Run[] = o.systems.flatMap((system): Run[] =>
+    system === 'tickgate' ? [0, ...o.flushMs.filter((x) => x > 0)].map((flushIntervalMs) => ({ system, flushIntervalMs })) : [{ system, flushIntervalMs: null }],
+  );
+  for (const run of runs) {
+    const { system, flushIntervalMs } = run;
+    const label = stepLabel(run);
     if (signal.aborted) break;
     const stops: Array<() => Promise<unknown>> = [];
     try {
-      log(`fanout: ${system}`);
-      const rig = await startRig(system, o, stops, signal, log);
+      log(`fanout: ${label}`);
+      const rig = await startRig(run, o, stops, signal, log);
       for (const [i, rate] of steps.entries()) {
         let step: FanoutStep;
         try {
-          step = await runStep(system, rig, rate, o, fanout, signal, windows, i === 0);
+          step = await runStep(run, rig, rate, o, fanout, signal, system === 'tickgate' && flushIntervalMs === 0 ? windows : [], i === 0);
         } catch (err) {
           if (!(err instanceof StepFailed)) throw err;
-          result.notes.push(`${SYSTEM_LABEL[system]} at ${rate.toLocaleString('en-US')} ticks/s: ${err.message.slice(0, 200)}`);
-          log(`fanout: ${system} ${rate} ticks/s: ${err.message}`);
+          result.notes.push(`${label} at ${rate.toLocaleString('en-US')} ticks/s: ${err.message.slice(0, 200)}`);
+          log(`fanout: ${label} ${rate} ticks/s: ${err.message}`);
           break;
         }
         result.steps.push(step);
         log(
-          `fanout: ${system} ${rate} ticks/s: ${Math.round(step.deliveredPerSec)} upd/s, p99 ${step.latency.p99} ms, server ${step.server.cpuPercent}% (${step.server.usPerUpdate} µs/upd), clients ${step.clientCpuPercent}%` +
+          `fanout: ${label} ${rate} ticks/s: ${Math.round(step.deliveredPerSec)} upd/s, p99 ${step.latency.p99} ms, server ${step.server.cpuPercent}% (${step.server.usPerUpdate} µs/upd), clients ${step.clientCpuPercent}%` +
             (step.warnings.length > 0 ? `; ${step.warnings.join('; ')}` : '') +
             (step.stopReasons.length > 0 ? `; stop: ${step.stopReasons.join('; ')}` : ''),
         );
         if (step.stopReasons.length > 0) break;
       }
-      if (system === 'tickgate') steps = result.steps.filter((s) => s.system === 'tickgate').map((s) => s.rate);
+      // Baselines run the steps of tickgate's default run.
+      if (system === 'tickgate' && flushIntervalMs === 0) steps = result.steps.filter((s) => s.system === 'tickgate' && s.flushIntervalMs === 0).map((s) => s.rate);
     } catch (err) {
-      result.errors[system] = (err as Error).message;
-      log(`fanout: ${system} failed: ${(err as Error).message}`);
+      result.errors[label] = (err as Error).message;
+      log(`fanout: ${label} failed: ${(err as Error).message}`);
     } finally {
       for (const stop of stops.reverse()) await stop().catch(() => undefined);
     }
-    if (system === 'tickgate' && o.profileDir !== null) {
+    if (system === 'tickgate' && flushIntervalMs === 0 && o.profileDir !== null) {
       const file = mainThreadProfile(o.profileDir);
-      const rates = result.steps.filter((s) => s.system === 'tickgate').map((s) => s.rate);
+      const rates = result.steps.filter((s) => s.system === 'tickgate' && s.flushIntervalMs === 0).map((s) => s.rate);
       if (file !== null) {
         result.profile = {
           file: file.replace(ROOT, ''),

@@ -7,7 +7,8 @@
  *   npm run bench -- --only fanout,baselines --steps 10000,20000
  *
  * Scenarios:
- * - fanout: tickgate at increasing tick rates (see bench/suite-fanout.ts);
+ * - fanout: tickgate at increasing tick rates (see bench/suite-fanout.ts),
+ *   with the default flush and again with each `--flush-ms` interval;
  * - baselines: the same workload and steps against nats-server's own
  *   WebSocket listener and a plain `ws` + JSON gateway;
  * - connections: idle-ish connections ramped towards 20,000
@@ -35,6 +36,7 @@ export interface SuiteOptions {
   quick: boolean;
   only: Set<Scenario>;
   workers: number | null;
+  flushMs: number[];
   pin: boolean;
   profile: boolean;
   steps: number[];
@@ -61,6 +63,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --symbols N          symbols the feed publishes (default 2000)
   --load-procs N       load client processes for fan-out (default 2)
   --connections N      connections to ramp to (default 20000; quick 2000)
+  --flush-ms LIST      after the default run, run tickgate again with each ws.flushIntervalMs here
+                       (default 5,20; quick 5; none: only the default run)
   --workers N          start the gateway with TICKGATE_WORKERS=N (ignored by a gateway without multi-core mode)
   --no-pin             do not pin the server under test to its own CPU with taskset
   --profile            run tickgate's gateway under node --cpu-prof during fan-out and report its top functions
@@ -72,6 +76,16 @@ function positiveInts(name: string, raw: string): number[] {
     throw new UsageError(`--${name}: expected comma-separated integers from 1 to 1000000, got ${JSON.stringify(raw)}`);
   }
   return xs;
+}
+
+/** `--flush-ms`: flush intervals in ms (1 to 1000, ws.flushIntervalMs's range), or none. */
+function flushList(raw: string): number[] {
+  if (raw.trim() === 'none') return [];
+  const xs = raw.split(',').map((s) => Number(s.trim()));
+  if (xs.some((x) => !Number.isInteger(x) || x < 1 || x > 1000)) {
+    throw new UsageError(`--flush-ms: expected comma-separated integers from 1 to 1000, or none, got ${JSON.stringify(raw)}`);
+  }
+  return [...new Set(xs)];
 }
 
 function oneInt(name: string, raw: string | undefined, def: number, lo: number, hi: number): number {
@@ -94,6 +108,7 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     'load-procs': { type: 'string' },
     connections: { type: 'string' },
     workers: { type: 'string' },
+    'flush-ms': { type: 'string' },
     pin: { type: 'boolean', default: true },
     profile: { type: 'boolean', default: false },
     help: { type: 'boolean' },
@@ -109,6 +124,7 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     quick,
     only,
     workers: v.workers === undefined ? null : oneInt('workers', v.workers, 1, 1, 256),
+    flushMs: flushList(v['flush-ms'] ?? (quick ? '5' : '5,20')),
     pin: v.pin ?? true,
     profile: v.profile ?? false,
     steps: positiveInts('steps', v.steps ?? (quick ? '625,1250' : '625,1250,2500,5000,10000')),
@@ -210,6 +226,7 @@ export async function runSuite(opts: SuiteOptions, command: string, signal: Abor
   if (opts.only.has('fanout') || opts.only.has('baselines')) {
     const fo: FanoutOptions = {
       systems: [...(opts.only.has('fanout') ? (['tickgate'] as const) : []), ...(opts.only.has('baselines') ? (['nats-ws', 'ws-json'] as const) : [])],
+      flushMs: opts.flushMs,
       steps: opts.steps,
       windowS: opts.windowS,
       settleS: opts.settleS,

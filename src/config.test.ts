@@ -83,7 +83,7 @@ describe('loadConfig defaults', () => {
     });
     expect(cfg.feeds).toEqual([SIM_FEED]);
     expect(cfg.embedded).toEqual({ symbols: 500, ticksPerSec: 2000, seed: 1 });
-    expect(cfg.ws).toEqual({ heartbeatMs: 5000, idleTimeoutSec: 120, maxFrameBytes: 256 * 1024 });
+    expect(cfg.ws).toEqual({ heartbeatMs: 5000, idleTimeoutSec: 120, maxFrameBytes: 256 * 1024, flushIntervalMs: 0 });
     expect(cfg.backpressure).toEqual({
       highWaterBytes: 512 * 1024,
       lowWaterBytes: 128 * 1024,

@@ -309,6 +309,12 @@ const schema = {
       format: intIn(4096, 16 * 1024 * 1024),
       default: 256 * 1024,
     },
+    flushIntervalMs: {
+      doc: 'Shortest time between two frames to one client. 0: a frame at the end of every event-loop turn that has something for it (lowest latency). N: updates arriving within N ms of the last frame wait and share the next one; saves CPU under load for at most N ms of added latency.',
+      format: intIn(0, 1000),
+      default: 0,
+      env: 'TICKGATE_WS_FLUSH_INTERVAL_MS',
+    },
   },
   backpressure: {
     highWaterBytes: {
@@ -499,7 +505,7 @@ export interface Config {
   };
   feeds: FeedConfig[];
   embedded: { symbols: number; ticksPerSec: number; seed: number };
-  ws: { heartbeatMs: number; idleTimeoutSec: number; maxFrameBytes: number };
+  ws: { heartbeatMs: number; idleTimeoutSec: number; maxFrameBytes: number; flushIntervalMs: number };
   backpressure: {
     highWaterBytes: number;
     lowWaterBytes: number;

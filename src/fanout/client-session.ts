@@ -60,7 +60,7 @@ export class ClientSession {
   conflatedSinceHb = 0;
   /** Subscriptions with a pending delta held back by backpressure. */
   private pending: Subscription[] = [];
-  /** When the first message of this turn's frame was queued (for delivery latency). */
+  /** When the first message of the next frame was queued (for delivery latency). */
   private firstQueuedAt = 0;
   /** When the connection opened, and whether it ever subscribed (idle timeout). */
   private readonly openedAt: number;
@@ -86,7 +86,7 @@ export class ClientSession {
     this.push('hello', hub.helloFor(sid, now));
   }
 
-  /** Queues one encoded message for this turn's frame. */
+  /** Queues one encoded message for the client's next frame. */
   push(kind: keyof Hub['counters']['messages'], bytes: Uint8Array): void {
     if (this.status.state !== 'open') return;
     this.hub.counters.messages[kind]++;
@@ -95,7 +95,7 @@ export class ClientSession {
     this.hub.scheduler.mark(this);
   }
 
-  /** Sends what this turn queued; called by the scheduler. */
+  /** Sends what was queued since the last flush; called by the scheduler. */
   flush(): void {
     const socket = this.socket;
     if (socket === null || this.outbox.length === 0) {

@@ -71,7 +71,7 @@ let nextSid = 0;
 export class Hub {
   readonly store = new SymbolStore();
   readonly index = new SubscriptionIndex();
-  readonly scheduler = new FlushScheduler();
+  readonly scheduler: FlushScheduler;
   readonly counters = new HubCounters();
   readonly sessions = new Set<ClientSession>();
   /** Verifies `op: auth` tokens; null when authentication is off. */
@@ -90,6 +90,7 @@ export class Hub {
     readonly log: Logger,
   ) {
     this.deliveryLatency = config.metrics.latency ? new PlainHistogram(LATENCY_BUCKETS) : null;
+    this.scheduler = new FlushScheduler(config.ws.flushIntervalMs);
   }
 
   get now(): number {

@@ -350,3 +350,70 @@ describe('FlushScheduler', () => {
     expect(b.flushes).toBe(1);
   });
 });
+
+describe('FlushScheduler with a flush interval', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  async function until(check: () => boolean, ms: number): Promise<void> {
+    const deadline = performance.now() + ms;
+    while (!check()) {
+      if (performance.now() > deadline) throw new Error(`not within ${ms} ms`);
+      await sleep(5);
+    }
+  }
+
+  it('sends the first message at once, then holds what follows until the interval has passed, in one frame', async () => {
+    const sched = new FlushScheduler(200);
+    const c = new FakeClient();
+    c.outbox.push(upd(1));
+    sched.mark(c);
+    await nextTurn();
+    expect(c.flushes).toBe(1);
+    const firstAt = performance.now();
+    for (let i = 2; i <= 4; i++) {
+      c.outbox.push(upd(i));
+      sched.mark(c);
+      await nextTurn();
+    }
+    expect(c.flushes).toBe(1);
+    await until(() => c.flushes === 2, 5000);
+    // Timers never fire early (1 ms of rounding aside); late is fine.
+    expect(performance.now() - firstAt).toBeGreaterThanOrEqual(199);
+    expect(c.sink.decoded()).toEqual([[decode(upd(1))], [2, 3, 4].map((i) => decode(upd(i)))]);
+    expect(c.outbox.dirty).toBe(false);
+  });
+
+  it('flushes in the same turn again after a quiet spell longer than the interval', async () => {
+    const sched = new FlushScheduler(20);
+    const c = new FakeClient();
+    c.outbox.push(upd(1));
+    sched.mark(c);
+    await nextTurn();
+    await sleep(60);
+    c.outbox.push(upd(2));
+    sched.mark(c);
+    await nextTurn();
+    expect(c.flushes).toBe(2);
+  });
+
+  it('run() flushes at once and cancels the pending timer', async () => {
+    const sched = new FlushScheduler(100);
+    const c = new FakeClient();
+    c.outbox.push(upd(1));
+    sched.mark(c);
+    await nextTurn();
+    c.outbox.push(upd(2));
+    sched.mark(c);
+    sched.run();
+    expect(c.flushes).toBe(2);
+    await sleep(150);
+    expect(c.flushes).toBe(2);
+    // Marked again after the forced flush: scheduled afresh, one interval after it.
+    c.outbox.push(upd(3));
+    sched.mark(c);
+    await until(() => c.flushes === 3, 5000);
+  });
+
+  it('rejects a negative interval', () => {
+    expect(() => new FlushScheduler(-1)).toThrow(/intervalMs: expected a number >= 0, got -1/);
+  });
+});
