@@ -59,7 +59,7 @@ function suite(steps: FanoutStep[]): SuiteResult {
       ephemeralPorts: 28232,
       pinning: { server: '1', others: '0' },
     },
-    fanout: { symbols: 2000, clients: 200, symbolsPerClient: 20, expectedFanout: 77, steps, errors: {}, notes: [], profile: null },
+    fanout: { symbols: 2000, clients: 200, symbolsPerClient: 20, expectedFanout: 77, steps, errors: {}, notes: [], profiles: [] },
     connections: {
       requested: 20000,
       target: 19900,

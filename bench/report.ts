@@ -101,7 +101,8 @@ export interface FanoutResult {
   /** Steps that could not be measured, and why. */
   notes: string[];
   /** tickgate's gateway under `node --cpu-prof`: top functions within each step's window. */
-  profile: { file: string; steps: Array<{ rate: number; summary: ProfileSummary }> } | null;
+  /** tickgate's gateway under `node --cpu-prof`, one profile per run (default and each flush interval): top functions within each step's window. */
+  profiles: Array<{ flushIntervalMs: number; file: string; steps: Array<{ rate: number; summary: ProfileSummary }> }>;
 }
 
 export interface ConnectionStep {
@@ -395,9 +396,9 @@ function fanoutText(f: FanoutResult): string {
   }
   for (const n of f.notes) out.push('', `Not measured: ${n}`);
   for (const [sys, err] of Object.entries(f.errors)) out.push('', `**${sys} failed:** ${err}`);
-  if (f.profile) {
-    out.push('', `### tickgate gateway CPU profile (${f.profile.file})`);
-    for (const p of f.profile.steps) out.push('', `At ${int(p.rate)} ticks/s, within the step's window:`, '', profileTable(p.summary));
+  for (const prof of f.profiles) {
+    out.push('', `### ${stepLabel({ system: 'tickgate', flushIntervalMs: prof.flushIntervalMs })}: gateway CPU profile (${prof.file})`);
+    for (const p of prof.steps) out.push('', `At ${int(p.rate)} ticks/s, within the step's window:`, '', profileTable(p.summary));
   }
   return out.join('\n');
 }

@@ -60,7 +60,7 @@ export interface FanoutOptions {
   loadProcs: number;
   workers: number | null;
   pinning: Pinning | null;
-  /** Write the tickgate gateway's CPU profile here; null: no profiling. */
+  /** Write the tickgate gateway's CPU profiles here, one folder per run; null: no profiling. */
   profileDir: string | null;
 }
 
@@ -195,8 +195,7 @@ async function startRig({ system, flushIntervalMs }: Run, o: FanoutOptions, stop
         ...(metricsPort !== null ? { TICKGATE_METRICS_PORT: String(metricsPort) } : {}),
       },
       cpus: pin?.server ?? null,
-      // Only the default run is profiled: one profile per report.
-      nodeArgs: o.profileDir && !flushIntervalMs ? ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`] : [],
+      nodeArgs: o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDirFor(o.profileDir, flushIntervalMs ?? 0)}`] : [],
     });
     gateway = g;
     stops.push(() => g.stop(10_000));
@@ -420,12 +419,13 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
     steps: [],
     errors: {},
     notes: [],
-    profile: null,
+    profiles: [],
   };
-  // Baselines run tickgate's steps: up to the one where tickgate stopped, or all when tickgate did not run.
-  let steps = o.steps;
-  /** tickgate's measurement windows, to read its profile step by step. */
-  const windows: MonoWindow[] = [];
+  // Baselines run the steps of tickgate's default run: up to the one where it stopped, or all when tickgate did not run.
+  // Each tickgate run ramps through every step on its own.
+  let baselineSteps = o.steps;
+  /** The current tickgate run's measurement windows, to read its profile step by step. */
+  let windows: MonoWindow[] = [];
   const runs: Run[] = o.systems.flatMap((system): Run[] =>
     system === 'tickgate' ? [0, ...o.flushMs.filter((x) => x > 0)].map((flushIntervalMs) => ({ system, flushIntervalMs })) : [{ system, flushIntervalMs: null }],
   );
@@ -437,10 +437,10 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
     try {
       log(`fanout: ${label}`);
       const rig = await startRig(run, o, stops, signal, log);
-      for (const [i, rate] of steps.entries()) {
+      for (const [i, rate] of (system === 'tickgate' ? o.steps : baselineSteps).entries()) {
         let step: FanoutStep;
         try {
-          step = await runStep(run, rig, rate, o, fanout, signal, system === 'tickgate' && flushIntervalMs === 0 ? windows : [], i === 0);
+          step = await runStep(run, rig, rate, o, fanout, signal, windows, i === 0);
         } catch (err) {
           if (!(err instanceof StepFailed)) throw err;
           result.notes.push(`${label} at ${rate.toLocaleString('en-US')} ticks/s: ${err.message.slice(0, 200)}`);
@@ -456,26 +456,30 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
         if (step.stopReasons.length > 0) break;
       }
       // Baselines run the steps of tickgate's default run.
-      if (system === 'tickgate' && flushIntervalMs === 0) steps = result.steps.filter((s) => s.system === 'tickgate' && s.flushIntervalMs === 0).map((s) => s.rate);
+      if (system === 'tickgate' && flushIntervalMs === 0) baselineSteps = result.steps.filter((s) => s.system === 'tickgate' && s.flushIntervalMs === 0).map((s) => s.rate);
     } catch (err) {
       result.errors[label] = (err as Error).message;
       log(`fanout: ${label} failed: ${(err as Error).message}`);
     } finally {
       for (const stop of stops.reverse()) await stop().catch(() => undefined);
     }
-    if (system === 'tickgate' && flushIntervalMs === 0 && o.profileDir !== null) {
-      const file = mainThreadProfile(o.profileDir);
-      const rates = result.steps.filter((s) => s.system === 'tickgate' && s.flushIntervalMs === 0).map((s) => s.rate);
+    if (system === 'tickgate' && o.profileDir !== null) {
+      const file = mainThreadProfile(profileDirFor(o.profileDir, flushIntervalMs ?? 0));
+      const rates = result.steps.filter((s) => s.system === 'tickgate' && s.flushIntervalMs === flushIntervalMs).map((s) => s.rate);
       if (file !== null) {
-        result.profile = {
+        result.profiles.push({
+          flushIntervalMs: flushIntervalMs ?? 0,
           file: file.replace(ROOT, ''),
           steps: rates.map((rate, i) => ({ rate, summary: summarizeProfileFile(file, 15, windows[i] ? [windows[i]] : []) })),
-        };
+        });
       }
     }
+    windows = [];
   }
   return result;
 }
+
+const profileDirFor = (dir: string, flushIntervalMs: number) => join(dir, `flush-${flushIntervalMs}ms`);
 
 function mainThreadProfile(dir: string): string | null {
   try {

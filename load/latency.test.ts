@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { encodeHistogram, LatencyRecorder, mergeHistograms, newHistogram, summarize, tickShares } from './latency.js';
+import fc from 'fast-check';
+import { encodeHistogram, LatencyRecorder, MAX_FILL_CALLS, mergeHistograms, newHistogram, recordCorrected, summarize, tickShares } from './latency.js';
 
 describe('latency histograms', () => {
   it('summarizes percentiles in milliseconds within HdrHistogram resolution', () => {
@@ -51,6 +52,41 @@ describe('latency histograms', () => {
     // An unknown interval: no correction.
     r.record(450, Infinity);
     expect(r.corrected.totalCount).toBe(6);
+  });
+
+  it('corrects exactly like recordValueWithExpectedInterval up to MAX_FILL_CALLS fill-ins, and in bounded work beyond', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2_000_000 }), fc.integer({ min: 20, max: 200_000 }), (us, interval) => {
+        const exact = newHistogram();
+        const ours = newHistogram();
+        exact.recordValueWithExpectedInterval(us, interval);
+        let calls = 0;
+        const counting = new Proxy(ours, {
+          get(target, key) {
+            const v = Reflect.get(target, key) as unknown;
+            if (typeof v !== 'function') return v;
+            return (...args: unknown[]) => {
+              if (key === 'recordValue' || key === 'recordValueWithCount') calls++;
+              return (v as (...a: unknown[]) => unknown).apply(target, args);
+            };
+          },
+        });
+        recordCorrected(counting, us, interval);
+        expect(ours.totalCount).toBe(exact.totalCount);
+        expect(calls).toBeLessThanOrEqual(1 + MAX_FILL_CALLS);
+        const fills = exact.totalCount - 1;
+        if (fills <= MAX_FILL_CALLS) {
+          for (const p of [0, 10, 50, 90, 99, 100]) expect(ours.getValueAtPercentile(p)).toBe(exact.getValueAtPercentile(p));
+        } else {
+          // Each fill-in moves by less than us / 32 (plus the histogram's 0.1% resolution).
+          for (const p of [10, 50, 90, 99]) expect(Math.abs(ours.getValueAtPercentile(p) - exact.getValueAtPercentile(p))).toBeLessThanOrEqual(us / 32 + us / 500 + 1);
+          expect(Math.abs(ours.mean - exact.mean)).toBeLessThanOrEqual(us / 500 + 1);
+        }
+        exact.destroy();
+        ours.destroy();
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('gives each symbol its Zipf share of the ticks', () => {

@@ -21,7 +21,9 @@
  *    the quiet ones): a latency L longer than that interval I also records
  *    L - I, L - 2I, ... as the samples a stall would have hidden. With an
  *    open-loop source those samples are mostly real and already recorded, so
- *    this histogram over-counts stalls: read it as an upper bound.
+ *    this histogram over-counts stalls: read it as an upper bound. Long
+ *    corrections are recorded in groups to bound the client's work (see
+ *    recordCorrected()).
  */
 import { performance } from 'node:perf_hooks';
 import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js';
@@ -87,6 +89,37 @@ export function makeWallClock(): () => number {
   return () => offset + performance.now();
 }
 
+/** Most histogram calls one sample's correction may make; beyond, the fill-ins are recorded in groups. */
+export const MAX_FILL_CALLS = 16;
+
+/**
+ * HdrHistogram's expected-interval correction with bounded work: `us`, then
+ * `us - k x interval` for k = 1 .. c, c = floor(us / interval) - 1, the same
+ * samples as `recordValueWithExpectedInterval`. That loop costs one call per
+ * fill-in, and with a busy symbol (interval well under a millisecond) and
+ * latencies of tens of ms it would cost the load client more than the
+ * updates themselves, so the client, not the server, would saturate. Past
+ * MAX_FILL_CALLS the fill-ins go in runs of m consecutive ones, each run
+ * recorded once at its middle value with count m: the count and the mean
+ * stay exact, each fill-in moves by at most (m - 1) / 2 intervals, which is
+ * under 1/32 of `us`.
+ */
+export function recordCorrected(h: Histogram, us: number, interval: number): void {
+  h.recordValue(us);
+  if (!(interval > 0)) return;
+  const c = Math.floor(us / interval) - 1;
+  if (c <= 0) return;
+  const m = Math.ceil(c / MAX_FILL_CALLS);
+  if (m === 1) {
+    for (let k = 1; k <= c; k++) h.recordValue(us - k * interval);
+    return;
+  }
+  for (let k = 1; k <= c; k += m) {
+    const count = Math.min(m, c - k + 1);
+    h.recordValueWithCount(Math.round(us - (k + (count - 1) / 2) * interval), count);
+  }
+}
+
 /**
  * Records update latencies for one group of clients: `raw` (every delivered
  * and merged tick) and `corrected` (plus HdrHistogram's expected-interval
@@ -105,8 +138,7 @@ export class LatencyRecorder {
     const us = clampUs(latencyMs);
     this.raw.recordValue(us);
     const interval = expectedIntervalMs > 0 && expectedIntervalMs < Infinity ? Math.round(expectedIntervalMs * 1000) : 0;
-    if (interval > 0) this.corrected.recordValueWithExpectedInterval(us, interval);
-    else this.corrected.recordValue(us);
+    recordCorrected(this.corrected, us, interval);
   }
 
   /**
