@@ -36,6 +36,8 @@ export interface Machine {
 
 /** One step (tick rate) of the fan-out workload against one system. */
 export interface FanoutStep {
+  /** Which pass over the systems measured this step (0 unless `--rounds` > 1). */
+  round: number;
   system: System;
   /** tickgate's `ws.flushIntervalMs` for this run (0: a frame per event-loop turn); null for the baselines. */
   flushIntervalMs: number | null;
@@ -95,6 +97,8 @@ export interface FanoutResult {
   symbolsPerClient: number;
   /** Delivered updates per tick the subscriptions imply. */
   expectedFanout: number;
+  /** Passes over every system and step; every other one in reverse order. */
+  rounds: number;
   steps: FanoutStep[];
   /** Per run (labelled as in the tables), why it could not run, if it could not. */
   errors: Record<string, string>;
@@ -175,6 +179,42 @@ export function mdTable(header: string[], rows: string[][], align?: Array<'l' | 
 
 const lat = (l: LatencySummary) => `${fmt(l.p50, 2)} / ${fmt(l.p99, 2)} / ${fmt(l.p999, 2)} / ${fmt(l.max, 1)}`;
 
+const keyOf = (s: FanoutStep) => `${s.system}|${s.flushIntervalMs ?? ''}|${s.rate}`;
+const mean = (xs: Array<number | null>): number | null => {
+  const ok = xs.filter((x): x is number => x !== null && Number.isFinite(x));
+  return ok.length === 0 ? null : ok.reduce((a, b) => a + b, 0) / ok.length;
+};
+
+/**
+ * One step per system, flush interval and rate: with several rounds, the
+ * mean of the rounds' throughput, CPU and p99 (run in alternating order, the
+ * mean cancels a machine that drifts slower or faster during the run). The
+ * other fields are the first round's. With one round, the steps themselves.
+ */
+export function meanOverRounds(steps: readonly FanoutStep[]): FanoutStep[] {
+  const groups = new Map<string, FanoutStep[]>();
+  for (const s of steps) {
+    const g = groups.get(keyOf(s));
+    if (g === undefined) groups.set(keyOf(s), [s]);
+    else g.push(s);
+  }
+  return [...groups.values()].map((g) => {
+    if (g.length === 1) return g[0]!;
+    const first = g[0]!;
+    return {
+      ...first,
+      deliveredPerSec: mean(g.map((s) => s.deliveredPerSec)) ?? first.deliveredPerSec,
+      latency: { ...first.latency, p99: mean(g.map((s) => s.latency.p99)) },
+      server: {
+        ...first.server,
+        cpuPercent: mean(g.map((s) => s.server.cpuPercent)),
+        usPerUpdate: mean(g.map((s) => s.server.usPerUpdate)),
+      },
+      stopReasons: g.flatMap((s) => s.stopReasons),
+    };
+  });
+}
+
 /** Ratios of a baseline to tickgate at each step both ran. */
 export interface StepRatio {
   rate: number;
@@ -189,8 +229,9 @@ export interface StepRatio {
   baselineDelivered: number;
 }
 
-export function stepRatios(steps: readonly FanoutStep[]): StepRatio[] {
+export function stepRatios(all: readonly FanoutStep[]): StepRatio[] {
   const out: StepRatio[] = [];
+  const steps = meanOverRounds(all);
   for (const t of steps.filter((s) => s.system === 'tickgate')) {
     for (const b of steps.filter((s) => s.system !== 'tickgate' && s.rate === t.rate)) {
       out.push({
@@ -216,8 +257,9 @@ export interface TargetResult {
 }
 
 /** The fan-out targets for one tickgate run; `steps` holds that run's steps and the baselines'. */
-function tickgateTargets(steps: readonly FanoutStep[], suffix: string): TargetResult[] {
+function tickgateTargets(all: readonly FanoutStep[], suffix: string): TargetResult[] {
   const out: TargetResult[] = [];
+  const steps = meanOverRounds(all);
   const tg = steps.filter((s) => s.system === 'tickgate');
   const ratios = stepRatios(steps);
   const vsBaseline = (baseline: System, min: number, label: string) => {
@@ -323,6 +365,12 @@ function machineText(m: Machine): string {
 
 function fanoutText(f: FanoutResult): string {
   const out: string[] = [];
+  const multi = f.rounds > 1;
+  // With several rounds: each system's steps together, round after round.
+  const firstSeen = new Map<string, number>();
+  for (const s of f.steps) if (!firstSeen.has(stepLabel(s))) firstSeen.set(stepLabel(s), firstSeen.size);
+  const steps = multi ? [...f.steps].sort((a, b) => firstSeen.get(stepLabel(a))! - firstSeen.get(stepLabel(b))! || a.rate - b.rate || a.round - b.round) : f.steps;
+  const label = (s: FanoutStep) => stepLabel(s) + (multi ? `, round ${s.round + 1}` : '');
   out.push(
     `## Fan-out: ${int(f.symbols)} Zipf symbols, ${f.clients} clients x ${f.symbolsPerClient} Zipf-picked symbols`,
     '',
@@ -337,8 +385,8 @@ function fanoutText(f: FanoutResult): string {
     '',
     mdTable(
       ['system', 'ticks/s in', 'delivered upd/s', 'expected upd/s', 'frames/s', 'B/s per conn', 'p50 / p99 / p99.9 / max ms', 'CO-corr. p99 ms', 'conflated', 'slow consumers', 'closed'],
-      f.steps.map((s) => [
-        stepLabel(s),
+      steps.map((s) => [
+        label(s),
         int(s.rate),
         int(s.deliveredPerSec),
         int(s.expectedPerSec),
@@ -359,8 +407,8 @@ function fanoutText(f: FanoutResult): string {
     '',
     mdTable(
       ['system', 'ticks/s in', 'server µs/upd', 'server % core (of which kernel)', 'server RSS MiB', 'server core busy % (softirq)', 'bus % core', 'publisher % / lag p99 ms', 'load clients % (procs, max proc)', 'load CPUs busy %', 'other % core', 'notes'],
-      f.steps.map((s) => [
-        stepLabel(s),
+      steps.map((s) => [
+        label(s),
         int(s.rate),
         fmt(s.server.usPerUpdate, 2),
         `${fmt(s.server.cpuPercent)} (${fmt(s.server.systemPercent)})`,
@@ -378,15 +426,29 @@ function fanoutText(f: FanoutResult): string {
     '',
     'Server CPU by thread (% of one core; `main` is the event loop):',
     '',
-    ...f.steps.map((s) => `- ${stepLabel(s)} at ${int(s.rate)} ticks/s: ${s.serverThreads.map((t) => `${t.name} ${fmt(t.percent)}`).join(', ') || '-'}`),
+    ...steps.map((s) => `- ${label(s)} at ${int(s.rate)} ticks/s: ${s.serverThreads.map((t) => `${t.name} ${fmt(t.percent)}`).join(', ') || '-'}`),
   );
+  if (multi) {
+    out.push(
+      '',
+      `### Means over ${f.rounds} rounds`,
+      '',
+      `Rounds ran the systems in alternating order (forwards, then backwards), so a machine that drifts slower or faster during the run weighs on every system alike. Ratios and targets use these means.`,
+      '',
+      mdTable(
+        ['system', 'ticks/s in', 'delivered upd/s', 'server µs/upd', 'server % core', 'p99 ms'],
+        meanOverRounds(steps).map((s) => [stepLabel(s), int(s.rate), int(s.deliveredPerSec), fmt(s.server.usPerUpdate, 2), fmt(s.server.cpuPercent), fmt(s.latency.p99, 2)]),
+      ),
+    );
+  }
   const ratios = stepRatios(f.steps);
   if (ratios.length > 0) {
     out.push(
       '',
       '### Ratios at the same steps',
       '',
-      'CPU: baseline server CPU per delivered update / tickgate\'s (higher is better for tickgate). p99: tickgate p99 / baseline p99 (below 1: tickgate faster).',
+      'CPU: baseline server CPU per delivered update / tickgate\'s (higher is better for tickgate). p99: tickgate p99 / baseline p99 (below 1: tickgate faster).' +
+        (multi ? ` Means over ${f.rounds} rounds.` : ''),
       '',
       mdTable(
         ['ticks/s in', 'tickgate', 'baseline', 'CPU per update ratio', 'p99 ratio', 'delivered upd/s tickgate / baseline'],

@@ -51,6 +51,8 @@ export interface FanoutOptions {
   systems: System[];
   /** Extra tickgate runs, one per `ws.flushIntervalMs` here, after the default one (0). */
   flushMs: number[];
+  /** Passes over all runs; every other one in reverse order, each run repeating the steps it completed in the first. */
+  rounds: number;
   steps: number[];
   windowS: number;
   settleS: number;
@@ -115,6 +117,7 @@ interface Sample {
 interface Run {
   system: System;
   flushIntervalMs: number | null;
+  round: number;
 }
 
 /** The processes of one system's run. */
@@ -158,7 +161,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, proc: Proc |
 const metricDelta = (m0: Map<string, number>, m1: Map<string, number>, key: string) => (m1.get(key) ?? 0) - (m0.get(key) ?? 0);
 
 /** Starts everything for `system`; `stops` collects what to stop, in reverse order. */
-async function startRig({ system, flushIntervalMs }: Run, o: FanoutOptions, stops: Array<() => Promise<unknown>>, signal: AbortSignal, log: (s: string) => void): Promise<Rig> {
+async function startRig({ system, flushIntervalMs, round }: Run, o: FanoutOptions, stops: Array<() => Promise<unknown>>, signal: AbortSignal, log: (s: string) => void): Promise<Rig> {
   const pin = o.pinning;
   const nats = await unlessAborted(startNats({ websocket: system === 'nats-ws', cpus: system === 'nats-ws' ? (pin?.server ?? null) : (pin?.others ?? null) }), signal);
   stops.push(() => nats.stop());
@@ -195,7 +198,7 @@ async function startRig({ system, flushIntervalMs }: Run, o: FanoutOptions, stop
         ...(metricsPort !== null ? { TICKGATE_METRICS_PORT: String(metricsPort) } : {}),
       },
       cpus: pin?.server ?? null,
-      nodeArgs: o.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDirFor(o.profileDir, flushIntervalMs ?? 0)}`] : [],
+      nodeArgs: o.profileDir && round === 0 ? ['--cpu-prof', `--cpu-prof-dir=${profileDirFor(o.profileDir, flushIntervalMs ?? 0)}`] : [],
     });
     gateway = g;
     stops.push(() => g.stop(10_000));
@@ -284,7 +287,7 @@ export class StepFailed extends Error {
   override readonly name = 'StepFailed';
 }
 
-async function runStep({ system, flushIntervalMs }: Run, rig: Rig, rate: number, o: FanoutOptions, fanout: number, signal: AbortSignal, profiled: MonoWindow[], first: boolean): Promise<FanoutStep> {
+async function runStep({ system, flushIntervalMs, round }: Run, rig: Rig, rate: number, o: FanoutOptions, fanout: number, signal: AbortSignal, profiled: MonoWindow[], first: boolean): Promise<FanoutStep> {
   const { publisher, clients } = rig;
   publisher.send(`rate ${rate}`);
   await publisher.next('rate', CMD_MS);
@@ -329,6 +332,7 @@ async function runStep({ system, flushIntervalMs }: Run, rig: Rig, rate: number,
   const publishedPerSec = round1((pub1.published - pub0.published) / seconds);
   const delivered = round1(updates / winS);
   const step: FanoutStep = {
+    round,
     system,
     flushIntervalMs,
     rate,
@@ -416,6 +420,7 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
     clients: o.clients,
     symbolsPerClient: o.symbolsPerClient,
     expectedFanout: round2(fanout),
+    rounds: o.rounds,
     steps: [],
     errors: {},
     notes: [],
@@ -426,51 +431,60 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
   let baselineSteps = o.steps;
   /** The current tickgate run's measurement windows, to read its profile step by step. */
   let windows: MonoWindow[] = [];
-  const runs: Run[] = o.systems.flatMap((system): Run[] =>
+  const order = o.systems.flatMap((system): Array<Omit<Run, 'round'>> =>
     system === 'tickgate' ? [0, ...o.flushMs.filter((x) => x > 0)].map((flushIntervalMs) => ({ system, flushIntervalMs })) : [{ system, flushIntervalMs: null }],
   );
+  const runs: Run[] = [];
+  for (let round = 0; round < o.rounds; round++) runs.push(...(round % 2 === 0 ? order : [...order].reverse()).map((r) => ({ ...r, round })));
+  /** The steps each run completed in the first round: what later rounds repeat. */
+  const firstRound = new Map<string, number[]>();
   for (const run of runs) {
-    const { system, flushIntervalMs } = run;
+    const { system, flushIntervalMs, round } = run;
     const label = stepLabel(run);
     if (signal.aborted) break;
+    const rates = round > 0 ? (firstRound.get(label) ?? []) : system === 'tickgate' ? o.steps : baselineSteps;
+    if (rates.length === 0) continue;
     const stops: Array<() => Promise<unknown>> = [];
+    const tag = o.rounds > 1 ? `${label}, round ${round + 1}` : label;
     try {
-      log(`fanout: ${label}`);
+      log(`fanout: ${tag}`);
       const rig = await startRig(run, o, stops, signal, log);
-      for (const [i, rate] of (system === 'tickgate' ? o.steps : baselineSteps).entries()) {
+      for (const [i, rate] of rates.entries()) {
         let step: FanoutStep;
         try {
           step = await runStep(run, rig, rate, o, fanout, signal, windows, i === 0);
         } catch (err) {
           if (!(err instanceof StepFailed)) throw err;
-          result.notes.push(`${label} at ${rate.toLocaleString('en-US')} ticks/s: ${err.message.slice(0, 200)}`);
-          log(`fanout: ${label} ${rate} ticks/s: ${err.message}`);
+          result.notes.push(`${tag} at ${rate.toLocaleString('en-US')} ticks/s: ${err.message.slice(0, 200)}`);
+          log(`fanout: ${tag} ${rate} ticks/s: ${err.message}`);
           break;
         }
         result.steps.push(step);
         log(
-          `fanout: ${label} ${rate} ticks/s: ${Math.round(step.deliveredPerSec)} upd/s, p99 ${step.latency.p99} ms, server ${step.server.cpuPercent}% (${step.server.usPerUpdate} µs/upd), clients ${step.clientCpuPercent}%` +
+          `fanout: ${tag} ${rate} ticks/s: ${Math.round(step.deliveredPerSec)} upd/s, p99 ${step.latency.p99} ms, server ${step.server.cpuPercent}% (${step.server.usPerUpdate} µs/upd), clients ${step.clientCpuPercent}%` +
             (step.warnings.length > 0 ? `; ${step.warnings.join('; ')}` : '') +
             (step.stopReasons.length > 0 ? `; stop: ${step.stopReasons.join('; ')}` : ''),
         );
         if (step.stopReasons.length > 0) break;
       }
+      const mine = result.steps.filter((s) => s.round === round && stepLabel(s) === label).map((s) => s.rate);
+      if (round === 0) firstRound.set(label, mine);
       // Baselines run the steps of tickgate's default run.
-      if (system === 'tickgate' && flushIntervalMs === 0) baselineSteps = result.steps.filter((s) => s.system === 'tickgate' && s.flushIntervalMs === 0).map((s) => s.rate);
+      if (round === 0 && system === 'tickgate' && flushIntervalMs === 0) baselineSteps = mine;
     } catch (err) {
-      result.errors[label] = (err as Error).message;
-      log(`fanout: ${label} failed: ${(err as Error).message}`);
+      result.errors[tag] = (err as Error).message;
+      log(`fanout: ${tag} failed: ${(err as Error).message}`);
     } finally {
       for (const stop of stops.reverse()) await stop().catch(() => undefined);
     }
-    if (system === 'tickgate' && o.profileDir !== null) {
+    if (system === 'tickgate' && round === 0 && o.profileDir !== null) {
       const file = mainThreadProfile(profileDirFor(o.profileDir, flushIntervalMs ?? 0));
-      const rates = result.steps.filter((s) => s.system === 'tickgate' && s.flushIntervalMs === flushIntervalMs).map((s) => s.rate);
+      const measured = result.steps.filter((s) => s.round === 0 && s.system === 'tickgate' && s.flushIntervalMs === flushIntervalMs).map((s) => s.rate);
       if (file !== null) {
         result.profiles.push({
           flushIntervalMs: flushIntervalMs ?? 0,
           file: file.replace(ROOT, ''),
-          steps: rates.map((rate, i) => ({ rate, summary: summarizeProfileFile(file, 15, windows[i] ? [windows[i]] : []) })),
+          steps: measured.map((rate, i) => ({ rate, summary: summarizeProfileFile(file, 15, windows[i] ? [windows[i]] : []) })),
         });
       }
     }

@@ -37,6 +37,7 @@ export interface SuiteOptions {
   only: Set<Scenario>;
   workers: number | null;
   flushMs: number[];
+  rounds: number;
   pin: boolean;
   profile: boolean;
   steps: number[];
@@ -65,6 +66,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --connections N      connections to ramp to (default 20000; quick 2000)
   --flush-ms LIST      after the default run, run tickgate again with each ws.flushIntervalMs here
                        (default 5,20; quick 5; none: only the default run)
+  --rounds N           pass over the fan-out systems N times, every other pass in reverse order; ratios
+                       and targets use the means (default 1; a drifting machine needs 2 or more)
   --workers N          start the gateway with TICKGATE_WORKERS=N (ignored by a gateway without multi-core mode)
   --no-pin             do not pin the server under test to its own CPU with taskset
   --profile            run tickgate's gateway under node --cpu-prof during fan-out and report its top functions
@@ -109,6 +112,7 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     connections: { type: 'string' },
     workers: { type: 'string' },
     'flush-ms': { type: 'string' },
+    rounds: { type: 'string' },
     pin: { type: 'boolean', default: true },
     profile: { type: 'boolean', default: false },
     help: { type: 'boolean' },
@@ -125,6 +129,7 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     only,
     workers: v.workers === undefined ? null : oneInt('workers', v.workers, 1, 1, 256),
     flushMs: flushList(v['flush-ms'] ?? (quick ? '5' : '5,20')),
+    rounds: oneInt('rounds', v.rounds, 1, 1, 10),
     pin: v.pin ?? true,
     profile: v.profile ?? false,
     steps: positiveInts('steps', v.steps ?? (quick ? '625,1250' : '625,1250,2500,5000,10000')),
@@ -227,6 +232,7 @@ export async function runSuite(opts: SuiteOptions, command: string, signal: Abor
     const fo: FanoutOptions = {
       systems: [...(opts.only.has('fanout') ? (['tickgate'] as const) : []), ...(opts.only.has('baselines') ? (['nats-ws', 'ws-json'] as const) : [])],
       flushMs: opts.flushMs,
+      rounds: opts.rounds,
       steps: opts.steps,
       windowS: opts.windowS,
       settleS: opts.settleS,

@@ -102,7 +102,7 @@ export function createMetrics(hub: Hub, source: FeedSource, access: AccessContro
     readHistogram(r, 'ingest_latency_seconds', 'Source event time (ts) to receipt by the gateway.', () =>
       feeds().map(([feed, c]): [Labels, PlainHistogram] => [{ feed }, c.ingestLatency]),
     );
-    readHistogram(r, 'delivery_latency_seconds', 'First message queued for a client in an event-loop turn to its frame written to the socket.', () => [
+    readHistogram(r, 'delivery_latency_seconds', 'First message queued for a client to its frame written to the socket (the event-loop turn, plus any ws.flushIntervalMs wait).', () => [
       [{}, delivery],
     ]);
   }

@@ -79,7 +79,7 @@ export class Hub {
   readonly throttle = new ThrottleWheel();
   /** Socket buffered bytes per client, sampled by the sweep. */
   readonly bufferedBytes = new PlainHistogram(BUFFERED_BUCKETS);
-  /** First message queued for a client in a turn -> its frame written to the socket, seconds; null when latency metrics are off. */
+  /** First message queued for a client -> its frame written to the socket, seconds; null when latency metrics are off. */
   readonly deliveryLatency: PlainHistogram | null;
   private sweepTimer: NodeJS.Timeout | null = null;
   // Unique across processes, restarts and worker threads.
