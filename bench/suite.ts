@@ -268,8 +268,8 @@ runIfEntry(import.meta.url, {
   usage: USAGE,
   parse: (argv) => parseSuiteArgs(argv),
   stopping: 'stopping everything it started',
-  // Whatever happens, the suite ends: generous bounds over the expected 1.5 and 6-8 minutes.
-  timeLimitS: (opts) => (opts.quick ? 300 : 1200),
+  // Whatever happens, the suite ends: generous bounds over the expected 1.5 and 6-8 minutes (each extra round about 7 more).
+  timeLimitS: (opts) => (opts.quick ? 300 + 150 * (opts.rounds - 1) : 1200 + 600 * (opts.rounds - 1)),
   async run(opts, signal) {
     const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
     const { md, files } = await runSuite(opts, command, signal);
