@@ -81,6 +81,8 @@ const LOAD_SATURATED = 95;
 const FIRST_WARMUP_S = 5;
 // Step verdicts.
 const P99_LIMIT_MS = 50;
+/** A p99 this high stops the ramp at once; one between P99_LIMIT_MS and this only when the step before was above P99_LIMIT_MS too. */
+const P99_FAR_OVER_MS = 500;
 const BEHIND = 0.9;
 const PINNED = 90;
 /** Other processes' CPU (% of a core) above which a step's figures are called noisy. */
@@ -458,6 +460,15 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
           result.notes.push(`${tag} at ${rate.toLocaleString('en-US')} ticks/s: ${err.message.slice(0, 200)}`);
           log(`fanout: ${tag} ${rate} ticks/s: ${err.message}`);
           break;
+        }
+        // On a shared machine one stall of the load side can push a single step's p99 past the limit:
+        // a lone moderate excess is flagged, and the next step decides whether the server is saturated.
+        const prev = i > 0 ? result.steps.at(-1) : undefined;
+        const p99 = step.latency.p99 ?? 0;
+        const prevOver = prev !== undefined && prev.round === round && stepLabel(prev) === label && (prev.latency.p99 ?? 0) > P99_LIMIT_MS;
+        if (p99 > P99_LIMIT_MS && p99 < P99_FAR_OVER_MS && !prevOver && i < rates.length - 1) {
+          step.stopReasons = step.stopReasons.filter((x) => !x.startsWith('p99 >'));
+          step.warnings.push(`p99 > ${P99_LIMIT_MS} ms at this step only so far: measuring the next one`);
         }
         result.steps.push(step);
         log(

@@ -144,7 +144,8 @@ export class FlushScheduler {
     this.scheduled = true;
     const wait = this.intervalMs === 0 ? 0 : this.lastRun + this.intervalMs - performance.now();
     if (wait <= 0) setImmediate(this.run);
-    else this.timer = setTimeout(this.run, wait);
+    // Whole milliseconds: Node keeps one timer list per distinct duration, and its timers have 1 ms resolution anyway.
+    else this.timer = setTimeout(this.run, Math.ceil(wait));
   }
 
   /** Flushes now (used at shutdown, after a close reply, and by the schedule). */
