@@ -73,22 +73,18 @@ export const USAGE = `usage: npm run bench -- [options]
   --profile            run tickgate's gateway under node --cpu-prof during fan-out and report its top functions
   --help               show this help`;
 
-function positiveInts(name: string, raw: string): number[] {
+function intList(name: string, raw: string, lo = 1, hi = 1_000_000): number[] {
   const xs = raw.split(',').map((s) => Number(s.trim()));
-  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1 || x > 1_000_000)) {
-    throw new UsageError(`--${name}: expected comma-separated integers from 1 to 1000000, got ${JSON.stringify(raw)}`);
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < lo || x > hi)) {
+    throw new UsageError(`--${name}: expected comma-separated integers from ${lo} to ${hi}, got ${JSON.stringify(raw)}`);
   }
   return xs;
 }
 
-/** `--flush-ms`: flush intervals in ms (1 to 1000, ws.flushIntervalMs's range), or none. */
+/** `--flush-ms`: flush intervals in ms (ws.flushIntervalMs's range), or none. */
 function flushList(raw: string): number[] {
   if (raw.trim() === 'none') return [];
-  const xs = raw.split(',').map((s) => Number(s.trim()));
-  if (xs.some((x) => !Number.isInteger(x) || x < 1 || x > 1000)) {
-    throw new UsageError(`--flush-ms: expected comma-separated integers from 1 to 1000, or none, got ${JSON.stringify(raw)}`);
-  }
-  return [...new Set(xs)];
+  return [...new Set(intList('flush-ms', raw, 1, 1000))];
 }
 
 function oneInt(name: string, raw: string | undefined, def: number, lo: number, hi: number): number {
@@ -132,7 +128,7 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     rounds: oneInt('rounds', v.rounds, 1, 1, 10),
     pin: v.pin ?? true,
     profile: v.profile ?? false,
-    steps: positiveInts('steps', v.steps ?? (quick ? '625,1250' : '625,1250,2500,5000,10000')),
+    steps: intList('steps', v.steps ?? (quick ? '625,1250' : '625,1250,2500,5000,10000')),
     windowS: oneInt('window', v.window, quick ? 4 : 8, 1, 300),
     settleS: oneInt('settle', v.settle, quick ? 2 : 3, 0, 60),
     clients: oneInt('clients', v.clients, 200, 1, 20_000),

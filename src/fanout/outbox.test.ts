@@ -356,6 +356,11 @@ describe('FlushScheduler', () => {
 
 describe('FlushScheduler with a flush interval', () => {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** Queues update `n` for `c` and marks it. */
+  const queue = (sched: FlushScheduler, c: FakeClient, n: number) => {
+    c.outbox.push(upd(n));
+    sched.mark(c);
+  };
   async function until(check: () => boolean, ms: number): Promise<void> {
     const deadline = performance.now() + ms;
     while (!check()) {
@@ -367,13 +372,11 @@ describe('FlushScheduler with a flush interval', () => {
   it('sends the first message at once, then holds what follows until the interval has passed, in one frame', async () => {
     const sched = new FlushScheduler(200);
     const c = new FakeClient();
-    c.outbox.push(upd(1));
-    sched.mark(c);
+    queue(sched, c, 1);
     await nextTurn();
     expect(c.flushes).toBe(1);
     for (let i = 2; i <= 4; i++) {
-      c.outbox.push(upd(i));
-      sched.mark(c);
+      queue(sched, c, i);
       await nextTurn();
     }
     expect(c.flushes).toBe(1);
@@ -388,12 +391,10 @@ describe('FlushScheduler with a flush interval', () => {
   it('flushes in the same turn again after a quiet spell longer than the interval', async () => {
     const sched = new FlushScheduler(20);
     const c = new FakeClient();
-    c.outbox.push(upd(1));
-    sched.mark(c);
+    queue(sched, c, 1);
     await nextTurn();
     await sleep(60);
-    c.outbox.push(upd(2));
-    sched.mark(c);
+    queue(sched, c, 2);
     await nextTurn();
     expect(c.flushes).toBe(2);
   });
@@ -401,18 +402,15 @@ describe('FlushScheduler with a flush interval', () => {
   it('run() flushes at once and cancels the pending timer', async () => {
     const sched = new FlushScheduler(100);
     const c = new FakeClient();
-    c.outbox.push(upd(1));
-    sched.mark(c);
+    queue(sched, c, 1);
     await nextTurn();
-    c.outbox.push(upd(2));
-    sched.mark(c);
+    queue(sched, c, 2);
     sched.run();
     expect(c.flushes).toBe(2);
     await sleep(150);
     expect(c.flushes).toBe(2);
     // Marked again after the forced flush: scheduled afresh, one interval after it.
-    c.outbox.push(upd(3));
-    sched.mark(c);
+    queue(sched, c, 3);
     await until(() => c.flushes === 3, 5000);
   });
 
