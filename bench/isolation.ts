@@ -40,26 +40,20 @@
  * Latency is measured against the wall clock the feed stamps ticks with, so
  * everything runs on this machine.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { freePort, startNatsServer, type NatsServer } from '../test/helpers/nats-server.js';
 import type { SubscriberReport } from '../load/subscribers.js';
 import { runIfEntry, UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
+import { machineCpu, nodeScript, procCpuTicks, procRss, ROOT, scrape, sleep, unlessAborted, USER_HZ, type CpuTicks, type Proc } from './procs.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAX_DURATION_S = 600;
-/** Linux reports process CPU times in USER_HZ ticks, 100 per second on every mainstream architecture. */
-const USER_HZ = 100;
 const SAMPLE_MS = 1000;
 const READY_TIMEOUT_MS = 30_000;
 /** Between the two runs: the gateway closes the first run's connections and settles. */
 const GAP_MS = 3000;
-const STOP_GRACE_MS = 5000;
-/** Largest child stdout kept (the load report is a few KiB). */
-const MAX_STDOUT = 4 * 1024 * 1024;
+/** How much of a child's output an error message quotes. */
 const STDERR_TAIL = 8 * 1024;
 /** Other processes' CPU (% of a core) above which a run's figures are called noisy. */
 const NOISY_OTHER_CPU = 20;
@@ -153,107 +147,6 @@ export function splitClients(o: Pick<IsolationOptions, 'clients' | 'slowFraction
   return { fast: o.clients - slow - stalled, slow, stalled };
 }
 
-/** A process this benchmark started. */
-class Child {
-  readonly proc: ChildProcess;
-  readonly exited: Promise<number | null>;
-  private out = '';
-  private err = '';
-
-  constructor(
-    readonly name: string,
-    args: string[],
-    env: Record<string, string>,
-  ) {
-    // node --import tsx runs TypeScript in this very process: the pid is the one to measure and signal.
-    this.proc = spawn(process.execPath, ['--import', 'tsx', ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? tmpdir(), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.proc.stdout!.on('data', (d: Buffer) => {
-      if (this.out.length < MAX_STDOUT) this.out += d.toString();
-    });
-    this.proc.stderr!.on('data', (d: Buffer) => {
-      this.err = (this.err + d.toString()).slice(-STDERR_TAIL);
-    });
-    this.exited = new Promise((resolve) => {
-      this.proc.once('exit', (code) => resolve(code));
-      this.proc.once('error', () => resolve(null));
-    });
-  }
-
-  get pid(): number {
-    return this.proc.pid ?? -1;
-  }
-
-  get running(): boolean {
-    return this.proc.exitCode === null && this.proc.signalCode === null && this.proc.pid !== undefined;
-  }
-
-  stdout(): string {
-    return this.out;
-  }
-
-  stderr(): string {
-    return this.err;
-  }
-
-  /** SIGTERM, then SIGKILL if it is still there after the grace period. */
-  async stop(): Promise<void> {
-    if (!this.running) return;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), STOP_GRACE_MS);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
-
-/** `p`, or a rejection as soon as `signal` aborts (the listener is removed either way). */
-function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Error('interrupted'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('interrupted'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err as Error);
-      },
-    );
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return unlessAborted(new Promise<void>((resolve) => setTimeout(resolve, ms).unref()), signal);
-}
-
-/** CPU ticks (user + system) of a process, or null once it has gone. */
-function procCpuTicks(pid: number): number | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name, which may itself hold spaces and parentheses.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return null;
-  }
-}
-
-/** Resident set size of a process in bytes, or null. */
-function procRss(pid: number): number | null {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
 /** The pid of the nats-server listening on `port`, found by its command line; null if not found. */
 function natsPid(port: number): number | null {
   for (const entry of readdirSync('/proc')) {
@@ -268,26 +161,6 @@ function natsPid(port: number): number | null {
   return null;
 }
 
-/** Busy and total jiffies of all CPUs together. */
-function machineCpu(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const total = v.reduce((a, b) => a + b, 0);
-  const idle = (v[3] ?? 0) + (v[4] ?? 0);
-  return { busy: total - idle, total };
-}
-
-/** Prometheus text format to `name{labels}` -> value (labels as exposed, in order). */
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
-
 /** Sum of every sample of `name`, by the value of `label` (all under '' without a label). */
 function byLabel(m: Map<string, number>, name: string, label: string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -299,11 +172,6 @@ function byLabel(m: Map<string, number>, name: string, label: string): Record<st
   return out;
 }
 
-async function scrape(http: string): Promise<Map<string, number>> {
-  const res = await fetch(`${http}/metrics`, { signal: AbortSignal.timeout(5000) });
-  return parseMetrics(await res.text());
-}
-
 interface Sample {
   at: number;
   gwTicks: number | null;
@@ -311,7 +179,7 @@ interface Sample {
   feedTicks: number | null;
   natsTicks: number | null;
   gwRss: number | null;
-  machine: { busy: number; total: number };
+  machine: CpuTicks;
   connections: number;
   conflating: number;
 }
@@ -387,23 +255,19 @@ const sumTicks = (xs: Array<number | null>) => (xs.some((x) => x === null) ? nul
 async function runLoad(
   name: RunResult['name'],
   groups: Array<{ group: LoadResult['group']; args: string[] }>,
-  gw: Child,
-  feed: Child,
+  gw: Proc,
+  feed: Proc,
   natsPidOf: number | null,
   http: string,
   clients: number,
   signal: AbortSignal,
 ): Promise<RunResult> {
   const before = await scrape(http);
-  const loads = groups.map((g) => new Child(`load ${g.group} (${name})`, ['load/subscribers.ts', ...g.args], {}));
+  const loads = groups.map((g) => nodeScript(`load ${g.group} (${name})`, 'load/subscribers.ts', g.args, { keepStdout: true }));
   const samples: Sample[] = [];
   const sample = async () => {
-    let m: Map<string, number> | null = null;
-    try {
-      m = await scrape(http);
-    } catch {
-      // A gateway too busy to answer within 5 s still gets its /proc figures.
-    }
+    // A gateway too busy to answer within 5 s gives an empty map, and still gets its /proc figures.
+    const m = await scrape(http);
     samples.push({
       at: performance.now(),
       gwTicks: procCpuTicks(gw.pid),
@@ -411,9 +275,9 @@ async function runLoad(
       feedTicks: procCpuTicks(feed.pid),
       natsTicks: natsPidOf === null ? null : procCpuTicks(natsPidOf),
       gwRss: procRss(gw.pid),
-      machine: machineCpu(),
-      connections: m?.get('tickgate_connections') ?? 0,
-      conflating: m?.get('tickgate_clients_conflating') ?? 0,
+      machine: machineCpu().all,
+      connections: m.get('tickgate_connections') ?? 0,
+      conflating: m.get('tickgate_clients_conflating') ?? 0,
     });
   };
   await sample();
@@ -478,7 +342,7 @@ async function runLoad(
 }
 
 /** Waits until `url` answers 200. */
-async function waitReady(url: string, child: Child, signal: AbortSignal): Promise<void> {
+async function waitReady(url: string, child: Proc, signal: AbortSignal): Promise<void> {
   const deadline = performance.now() + READY_TIMEOUT_MS;
   for (;;) {
     try {
@@ -552,7 +416,7 @@ function latency(l: SubscriberReport['latencyMs'] | undefined): string {
 
 /** Runs the whole benchmark; stops everything it started before returning or throwing. */
 export async function runIsolation(opts: IsolationOptions, signal: AbortSignal): Promise<{ runs: RunResult[]; file: string; text: string }> {
-  const children: Child[] = [];
+  const children: Proc[] = [];
   let nats: NatsServer | null = null;
   const natsStarting = startNatsServer();
   const tmp = mkdtempSync(join(tmpdir(), 'tickgate-isolation-'));
@@ -563,19 +427,22 @@ export async function runIsolation(opts: IsolationOptions, signal: AbortSignal):
     // The symbols request must list the whole universe for the load to pick from all of it.
     const configFile = join(tmp, 'gateway.json');
     writeFileSync(configFile, JSON.stringify({ limits: { maxListSymbols: Math.max(1000, opts.symbols) } }));
-    const gw = new Child('gateway', ['src/main.ts', '--config', configFile], {
-      TICKGATE_NATS_SERVERS: nats.url,
-      TICKGATE_HOST: '127.0.0.1',
-      TICKGATE_PORT: String(port),
-      TICKGATE_LOG_LEVEL: 'warn',
+    const gw = nodeScript('gateway', 'src/main.ts', ['--config', configFile], {
+      env: {
+        TICKGATE_NATS_SERVERS: nats.url,
+        TICKGATE_HOST: '127.0.0.1',
+        TICKGATE_PORT: String(port),
+        TICKGATE_LOG_LEVEL: 'warn',
+      },
+      keepStdout: true,
     });
     children.push(gw);
     await waitReady(`${http}/readyz`, gw, signal);
 
     // The feed outlives both runs; it is stopped at the end in any case.
     const feedSeconds = Math.ceil(opts.warmup + 2 * (opts.duration + 30));
-    const feedArgs = ['feeds/sim.ts', '--url', nats.url, '--symbols', String(opts.symbols), '--rate', String(opts.rate), '--duration', String(feedSeconds)];
-    const feed = new Child('feed', feedArgs, {});
+    const feedArgs = ['--url', nats.url, '--symbols', String(opts.symbols), '--rate', String(opts.rate), '--duration', String(feedSeconds)];
+    const feed = nodeScript('feed', 'feeds/sim.ts', feedArgs);
     children.push(feed);
     // Every symbol known (the feed's warm-up sends one tick each), then the warm-up time.
     const known = performance.now() + READY_TIMEOUT_MS;

@@ -20,6 +20,8 @@ export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const USER_HZ = 100;
 const STOP_GRACE_MS = 5000;
 const STDERR_TAIL = 16 * 1024;
+/** Largest stdout kept with `keepStdout` (reports are a few KiB). */
+const MAX_STDOUT = 4 * 1024 * 1024;
 /** Longest JSON line kept waiting for a reader. */
 const MAX_PENDING_LINES = 1000;
 
@@ -46,6 +48,8 @@ export interface SpawnOptions {
   stdin?: boolean;
   /** Raise the soft limit on open files to this for the child (up to the hard limit). */
   nofile?: number;
+  /** Keep everything it prints on stdout (up to MAX_STDOUT), for a report printed at exit. */
+  keepStdout?: boolean;
 }
 
 /** A child process with line-oriented JSON stdout and a bounded stderr tail. */
@@ -53,6 +57,7 @@ export class Proc {
   readonly proc: ChildProcess;
   readonly exited: Promise<number | null>;
   private err = '';
+  private out = '';
   private readonly lines: Array<Record<string, unknown>> = [];
   private waiter: (() => void) | null = null;
   private partial = '';
@@ -73,7 +78,12 @@ export class Proc {
       stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
     live.add(this);
-    this.proc.stdout!.on('data', (d: Buffer) => this.onStdout(d.toString()));
+    const keep = opts.keepStdout ?? false;
+    this.proc.stdout!.on('data', (d: Buffer) => {
+      const text = d.toString();
+      if (keep && this.out.length < MAX_STDOUT) this.out += text;
+      this.onStdout(text);
+    });
     this.proc.stderr!.on('data', (d: Buffer) => {
       this.err = (this.err + d.toString()).slice(-STDERR_TAIL);
     });
@@ -117,6 +127,11 @@ export class Proc {
 
   stderr(): string {
     return this.err;
+  }
+
+  /** What it printed on stdout; empty unless started with `keepStdout`. */
+  stdout(): string {
+    return this.out;
   }
 
   send(line: string): void {
