@@ -15,7 +15,7 @@
 import { performance } from 'node:perf_hooks';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { badNatsUrl, CaptureWriter, MAX_PENDING_BYTES, round, type CaptureHeader, type CodecCounts } from './capture.js';
-import { runIfEntry, UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
+import { countAndDuration, runIfEntry, UsageError, parseOptions } from '../src/cli-tool.js';
 
 
 /** Effective options of one recording. */
@@ -88,15 +88,7 @@ export function parseRecordArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
     throw new UsageError(`--subject: expected a NATS subject such as md.sim.> (wildcards * and > allowed), got ${JSON.stringify(subject)}`);
   }
   if (values.out === undefined || values.out === '') throw new UsageError('--out: required, the capture file to write (e.g. capture.ndjson.gz)');
-  const count =
-    values.count === undefined ? null : num('count', values.count, 'a positive integer', (n) => Number.isSafeInteger(n) && n >= 1);
-  let duration: number | null;
-  if (values.duration === undefined) {
-    duration = count === null ? 60 : null;
-  } else {
-    const d = num('duration', values.duration, 'seconds, a finite number >= 0 (0 = until stopped)', (n) => Number.isFinite(n) && n >= 0);
-    duration = d === 0 ? null : d;
-  }
+  const { count, duration } = countAndDuration(values);
   return { url, subject, out: values.out, force: values.force ?? false, duration, count };
 }
 

@@ -18,7 +18,7 @@ import { jetstreamManager, StorageType, DiscardPolicy } from '@nats-io/jetstream
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { MarketSim, type SimTick } from '../src/feed/market-sim.js';
-import { runIfEntry, UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
+import { countAndDuration, runIfEntry, UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
 
 export { UsageError };
 
@@ -142,15 +142,7 @@ export function parseSimArgs(argv: readonly string[], env: NodeJS.ProcessEnv = p
   if (!/^[^\s*>.]+(\.[^\s*>.]+)*$/.test(prefix)) {
     throw new UsageError(`--prefix: expected a NATS subject without wildcards, such as md.sim, got ${JSON.stringify(prefix)}`);
   }
-  const count =
-    values.count === undefined ? null : num('count', values.count, 'a positive integer', (n) => Number.isSafeInteger(n) && n >= 1);
-  let duration: number | null;
-  if (values.duration === undefined) {
-    duration = count === null ? 60 : null;
-  } else {
-    const d = num('duration', values.duration, 'seconds, a finite number >= 0 (0 = until stopped)', (n) => Number.isFinite(n) && n >= 0);
-    duration = d === 0 ? null : d;
-  }
+  const { count, duration } = countAndDuration(values);
   const jetstream = values.jetstream ?? null;
   if (jetstream !== null && !/^[A-Za-z0-9_-]{1,64}$/.test(jetstream)) {
     throw new UsageError(`--jetstream: expected a stream name of A-Z a-z 0-9 _ -, got ${JSON.stringify(jetstream)}`);

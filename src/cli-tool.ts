@@ -33,6 +33,19 @@ export function numberOption(name: string, raw: string, expected: string, ok: (n
   return n;
 }
 
+/**
+ * The `--count N` / `--duration S` pair of the run-until tools: a count bound
+ * (null: none) and a duration in seconds (null: unbounded). Without either
+ * option a run lasts 60 s; `--duration 0` means until stopped.
+ */
+export function countAndDuration(values: { count?: string | undefined; duration?: string | undefined }): { count: number | null; duration: number | null } {
+  const count =
+    values.count === undefined ? null : numberOption('count', values.count, 'a positive integer', (n) => Number.isSafeInteger(n) && n >= 1);
+  if (values.duration === undefined) return { count, duration: count === null ? 60 : null };
+  const d = numberOption('duration', values.duration, 'seconds, a finite number >= 0 (0 = until stopped)', (n) => Number.isFinite(n) && n >= 0);
+  return { count, duration: d === 0 ? null : d };
+}
+
 export interface Tool<O> {
   /** How the tool is called, e.g. `feed:record`: the prefix of its messages. */
   name: string;
