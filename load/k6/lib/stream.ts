@@ -102,6 +102,32 @@ export interface StreamHandlers {
 }
 
 /**
+ * Decodes one binary frame and records what every scenario shares: a frame
+ * that does not decode counts as a protocol error (null), and each `bye`
+ * counts by code and holds the VU off for its `retryMs`.
+ */
+function readFrame(data: ArrayBuffer): ServerMessage[] | null {
+  const frame = parseFrame(data);
+  if (!frame.ok) {
+    protocolErrors.add(1);
+    warn(frame.error);
+    return null;
+  }
+  for (const m of frame.messages) {
+    if (m.t !== 'bye') continue;
+    byes.add(1, { code: m.code });
+    holdOff(m.retryMs);
+  }
+  return frame.messages;
+}
+
+/** A text frame: the protocol sends binary frames only. */
+function textFrame(): void {
+  protocolErrors.add(1);
+  warn('text frame from the server (the protocol sends binary frames only)');
+}
+
+/**
  * Opens one stream connection with `k6/websockets` (binary frames as
  * ArrayBuffer), decoding each frame and recording the metrics every
  * scenario shares: connect failures, protocol errors, and `bye`s by code.
@@ -123,23 +149,12 @@ export function openStream(url: string, handlers: StreamHandlers): WebSocket {
   socket.onmessage = (ev) => {
     if (ev === undefined) return;
     if (typeof ev.data === 'string') {
-      protocolErrors.add(1);
-      warn('text frame from the server (the protocol sends binary frames only)');
+      textFrame();
       return;
     }
-    const frame = parseFrame(ev.data as ArrayBuffer);
-    if (!frame.ok) {
-      protocolErrors.add(1);
-      warn(frame.error);
-      return;
-    }
-    for (const m of frame.messages) {
-      if (m.t !== 'bye') continue;
-      byes.add(1, { code: m.code });
-      holdOff(m.retryMs);
-    }
+    const messages = readFrame(ev.data as ArrayBuffer);
     // `timestamp` is when k6 read the frame; older k6 versions may not set it.
-    handlers.messages(socket, frame.messages, typeof ev.timestamp === 'number' ? ev.timestamp : Date.now());
+    if (messages !== null) handlers.messages(socket, messages, typeof ev.timestamp === 'number' ? ev.timestamp : Date.now());
   };
   socket.onerror = (ev) => {
     lastError = ev?.error ?? 'unknown error';
@@ -187,23 +202,10 @@ export function runBlockingStream(url: string, handlers: BlockingStreamHandlers)
     });
     socket.on('binaryMessage', (data) => {
       const receivedAt = Date.now();
-      const frame = parseFrame(data);
-      if (!frame.ok) {
-        protocolErrors.add(1);
-        warn(frame.error);
-        return;
-      }
-      for (const m of frame.messages) {
-        if (m.t !== 'bye') continue;
-        byes.add(1, { code: m.code });
-        holdOff(m.retryMs);
-      }
-      handlers.messages(socket, frame.messages, receivedAt);
+      const messages = readFrame(data);
+      if (messages !== null) handlers.messages(socket, messages, receivedAt);
     });
-    socket.on('message', () => {
-      protocolErrors.add(1);
-      warn('text frame from the server (the protocol sends binary frames only)');
-    });
+    socket.on('message', textFrame);
     socket.on('error', (e) => {
       lastError = e.error();
     });
