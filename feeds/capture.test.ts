@@ -9,11 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { decode, encode } from '@msgpack/msgpack';
-import { connect, TimeoutError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CANONICAL_FIELDS } from '../src/protocol/fields.js';
 import { startGateway } from '../test/helpers/gateway.js';
+import { NatsListener } from '../test/helpers/nats-listener.js';
 import { startNatsServer, type NatsServer } from '../test/helpers/nats-server.js';
 import { ROOT } from '../test/helpers/process.js';
 import { StateView, TestClient } from '../test/helpers/ws-client.js';
@@ -25,12 +26,14 @@ import { parseSimArgs, runSim, UsageError } from './sim.js';
 
 let nats: NatsServer;
 let sub: NatsConnection;
+let listener: NatsListener;
 let dir: string;
 let fileNo = 0;
 
 beforeAll(async () => {
   nats = await startNatsServer();
   sub = await connect({ servers: nats.url });
+  listener = new NatsListener(sub);
   dir = mkdtempSync(join(tmpdir(), 'tickgate-capture-'));
 });
 
@@ -40,28 +43,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Received {
-  subject: string;
-  data: Uint8Array;
-}
-
-let active: Subscription | undefined;
-afterEach(() => {
-  active?.unsubscribe();
-  active = undefined;
-});
-
-/** Subscribes with a plain client and makes sure the server has the interest before anything is published. */
-async function listen(subject: string): Promise<Received[]> {
-  const got: Received[] = [];
-  active = sub.subscribe(subject, {
-    callback: (_err, msg) => {
-      got.push({ subject: msg.subject, data: msg.data });
-    },
-  });
-  await sub.flush();
-  return got;
-}
+afterEach(() => listener?.stop());
 
 function tmpFile(name = 'capture'): string {
   return join(dir, `${name}-${++fileNo}.ndjson.gz`);
@@ -102,7 +84,7 @@ const utf8 = new TextDecoder();
 
 describe('feed:record on a real nats-server', () => {
   it.each(['msgpack', 'json'] as const)('records exactly the N ticks feed:sim publishes (%s), decoded as a plain subscriber decodes them', async (codec) => {
-    const got = await listen('md.sim.>');
+    const got = await listener.listen('md.sim.>');
     const out = tmpFile(codec);
     const count = 2000;
     const { done: recording } = await startRecording(recordOpts(out, { count }));
@@ -173,7 +155,7 @@ describe('feed:record on a real nats-server', () => {
     const records = await readAll(out);
     expect(records.map((r) => r.codec)).toEqual(payloads.map(([, , c]) => c));
 
-    const got = await listen('again.>');
+    const got = await listener.listen('again.>');
     const replayed = await replayCapture(replayOpts(out, { subjectPrefix: 'again' }));
     await sub.flush();
     expect(replayed).toMatchObject({ published: payloads.length, stoppedBy: 'end' });
@@ -293,7 +275,7 @@ describe('feed:replay on a real nats-server', () => {
 
   it('paces --speed 2 at about half the recorded span and stamps ts with the replay clock; --count and --duration bound it', async () => {
     const file = await syntheticCapture();
-    let got = await listen('syn.>');
+    let got = await listener.listen('syn.>');
     const before = Date.now();
     const summary = await replayCapture(replayOpts(file, { speed: 2 }));
     const after = Date.now();
@@ -313,8 +295,8 @@ describe('feed:replay on a real nats-server', () => {
     const ts = got.map((m) => (decode(m.data) as Record<string, number>)['ts']!);
     expect(ts[100]! - ts[0]!).toBeCloseTo(1000, 6);
 
-    active?.unsubscribe();
-    got = await listen('syn.>');
+    listener.stop();
+    got = await listener.listen('syn.>');
     const counted = await replayCapture(replayOpts(file, { speed: 2, count: 10, rewriteTs: false }));
     await sub.flush();
     expect(counted).toMatchObject({ published: 10, stoppedBy: 'count', spanMs: 180 });
@@ -322,8 +304,8 @@ describe('feed:replay on a real nats-server', () => {
       Array.from({ length: 10 }, (_, i) => ({ s: 'SYN', ts: 1_764_100_000_500 + i * 20, seq: i + 1, bid: 100 + i })),
     );
 
-    active?.unsubscribe();
-    got = await listen('syn.>');
+    listener.stop();
+    got = await listener.listen('syn.>');
     const timed = await replayCapture(replayOpts(file, { speed: 2, duration: 0.5 }));
     await sub.flush();
     // Due at (t - 500) / 2 ms: records up to t = 1500 are due within 0.5 s.
@@ -337,7 +319,7 @@ describe('feed:replay on a real nats-server', () => {
       JSON.stringify({ t: 0, subject: 'long.A', codec: 'json', data: { s: 'A', bid: 1 } }),
       JSON.stringify({ t: 3_700_000, subject: 'long.A', codec: 'json', data: { s: 'A', bid: 2 } }),
     ]);
-    const got = await listen('long.>');
+    const got = await listener.listen('long.>');
     await expect(replayCapture(replayOpts(file, { speed: 1 }))).rejects.toThrow(UsageError);
     await expect(replayCapture(replayOpts(file, { speed: 1 }))).rejects.toThrow(/^--duration: .*more than 3600 s.*line 3/);
     expect(await replayCapture(replayOpts(file, { speed: 1, duration: 0.1 }))).toMatchObject({ published: 1, stoppedBy: 'duration' });
@@ -363,7 +345,7 @@ describe('malformed captures', () => {
     expect((err as Error).message).toMatch(new RegExp(`^${file}: line 3: not valid JSON`));
     expect(seen).toEqual([2]);
 
-    const got = await listen('bad.>');
+    const got = await listener.listen('bad.>');
     await expect(replayCapture(replayOpts(file, { speed: 1 }))).rejects.toThrow(/line 3: not valid JSON/);
     await sub.flush();
     expect(got).toHaveLength(0);

@@ -4,17 +4,20 @@
  * (@msgpack/msgpack, JSON.parse), not the library that encoded it.
  */
 import { decode } from '@msgpack/msgpack';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { NatsListener } from '../test/helpers/nats-listener.js';
 import { startNatsServer, type NatsServer } from '../test/helpers/nats-server.js';
 import { parseSimArgs, runSim, subjectToken, UsageError, type SimOptions } from './sim.js';
 
 let nats: NatsServer;
 let sub: NatsConnection;
+let listener: NatsListener;
 
 beforeAll(async () => {
   nats = await startNatsServer();
   sub = await connect({ servers: nats.url });
+  listener = new NatsListener(sub);
 });
 
 afterAll(async () => {
@@ -22,28 +25,7 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-interface Received {
-  subject: string;
-  data: Uint8Array;
-}
-
-let active: Subscription | undefined;
-afterEach(() => {
-  active?.unsubscribe();
-  active = undefined;
-});
-
-/** Subscribes to md.sim.> and makes sure the server has the interest before anything is published. */
-async function listen(): Promise<Received[]> {
-  const got: Received[] = [];
-  active = sub.subscribe('md.sim.>', {
-    callback: (_err, msg) => {
-      got.push({ subject: msg.subject, data: msg.data });
-    },
-  });
-  await sub.flush();
-  return got;
-}
+afterEach(() => listener?.stop());
 
 function opts(...argv: string[]): SimOptions {
   const o = parseSimArgs(['--url', nats.url, ...argv], {});
@@ -53,7 +35,7 @@ function opts(...argv: string[]): SimOptions {
 
 describe('feed:sim on a real nats-server', () => {
   it.each(['msgpack', 'json'] as const)('publishes exactly --count ticks (warm-up included) in %s', async (codec) => {
-    const got = await listen();
+    const got = await listener.listen('md.sim.>');
     const count = 3000;
     const rate = 20_000;
     const symbols = 50;
@@ -93,7 +75,7 @@ describe('feed:sim on a real nats-server', () => {
   });
 
   it('stops at --duration with floor(duration x rate) paced ticks after the warm-up', async () => {
-    const got = await listen();
+    const got = await listener.listen('md.sim.>');
     const summary = await runSim(opts('--duration', '0.3', '--rate', '1000', '--symbols', '20'));
     await sub.flush();
     expect(summary).toMatchObject({ stoppedBy: 'duration', warm: 20, published: 320 });
@@ -101,7 +83,7 @@ describe('feed:sim on a real nats-server', () => {
   });
 
   it('runs unbounded with --duration 0 until the signal aborts, then flushes', async () => {
-    const got = await listen();
+    const got = await listener.listen('md.sim.>');
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 200);
     const summary = await runSim(opts('--duration', '0', '--rate', '2000', '--symbols', '10', '--no-warm'), ac.signal);
