@@ -13,13 +13,13 @@
 import { parseArgs } from 'node:util';
 import { cpus } from 'node:os';
 import { loadConfig } from '../src/config.js';
-import { Hub } from '../src/fanout/hub.js';
-import type { ClientSocket } from '../src/fanout/client-session.js';
+import { Hub, QUOTE } from '../src/fanout/hub.js';
+import type { ClientSocket } from '../src/transport/connection.js';
 import { SendStatus } from '../src/fanout/outbox.js';
 import { MarketSim } from '../src/feed/market-sim.js';
 import { Normalizer, type Tick } from '../src/feed/normalize.js';
 import { EMBEDDED_FEED } from '../src/feed/embedded-source.js';
-import { encodeData, fieldsOf } from '../src/protocol/codec.js';
+import { encodeData } from '../src/protocol/codec.js';
 import { createLogger } from '../src/log.js';
 
 const { values: a } = parseArgs({
@@ -60,16 +60,16 @@ class CountingSocket implements ClientSocket {
 /** Reference: the same hub, but every subscriber gets its own encoding. */
 class PerClientEncodingHub extends Hub {
   override onTick(tick: Tick, feed: string): void {
-    const st = this.store.apply(tick, feed);
+    const st = this.quotes.apply(tick, feed);
     if (st === null) return;
-    const subs = this.index.of(st.symbol);
+    const subs = this.index.of(QUOTE, st.symbol);
     if (subs === undefined) return;
     for (const sub of subs) {
       if (sub.needsSnap) {
         sub.needsSnap = false;
-        sub.session.push('snap', this.snapOf(st));
+        sub.client.push('snap', this.quotes.snapshot(st, 0));
       } else {
-        sub.session.push('upd', encodeData({ t: 'upd', s: st.symbol, q: st.q, d: fieldsOf(st.values, st.changed) }));
+        sub.client.push('upd', encodeData({ t: 'upd', s: st.symbol, q: st.q, d: st.fields(st.q - 1) }));
       }
     }
   }
@@ -79,7 +79,7 @@ function run(name: string, HubClass: typeof Hub, latencyMetrics = true) {
   const config = loadConfig({ env: {}, overrides: { limits: { maxMessagesPerSec: 100_000 }, metrics: { latency: latencyMetrics } } });
   const hub = new HubClass(config, createLogger('silent', false));
   const sim = new MarketSim({ symbols: opt.symbols, seed: 7 });
-  const norm = new Normalizer(EMBEDDED_FEED);
+  const norm = new Normalizer(EMBEDDED_FEED, { latency: latencyMetrics });
   const sockets: CountingSocket[] = [];
   // Subscriptions follow the same Zipf skew as the ticks: popular symbols have many subscribers.
   const pick = new MarketSim({ symbols: opt.symbols, seed: 99 });
@@ -103,7 +103,11 @@ function run(name: string, HubClass: typeof Hub, latencyMetrics = true) {
   const cpu0 = process.cpuUsage();
   for (let i = 0; i < opt.ticks; i++) {
     const r = norm.fromObject('', sim.next(i));
-    if (typeof r !== 'string') hub.onTick(r, 'sim');
+    if (typeof r !== 'string') {
+      // As a feed source does: the live-tick accounting (sequence, ingest latency), then the hub.
+      norm.observe(r);
+      hub.onTick(r, 'sim');
+    }
     // One "event-loop turn" every `batch` ticks, as when NATS hands over a read.
     if ((i + 1) % opt.batch === 0) hub.scheduler.run();
   }

@@ -1,4 +1,76 @@
+/**
+ * The one clock. Everything that decides by time (sessions, the throttle
+ * wheel, the sweep, feed health) reads it through {@link Clock}, so timing
+ * logic runs in unit tests on a {@link ManualClock} without waiting.
+ */
+
+/** A repeating timer; cancel() stops it. */
+export interface Repeating {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Wall-clock milliseconds (Date.now() semantics). */
+  now(): number;
+  /** Wall-clock milliseconds with sub-millisecond resolution, for latency. */
+  preciseNow(): number;
+  /** Calls `fn` every `ms` milliseconds until cancelled; never keeps the process alive. */
+  every(ms: number, fn: () => void): Repeating;
+}
+
 /** Wall clock with sub-millisecond resolution (Date.now() has whole milliseconds), for latency. */
 export function preciseNow(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/** The process's real clock and timers. */
+export const systemClock: Clock = {
+  now: Date.now,
+  preciseNow,
+  every(ms, fn) {
+    const t = setInterval(fn, ms);
+    t.unref();
+    return { cancel: () => clearInterval(t) };
+  },
+};
+
+/**
+ * A clock that moves only when told to: `advance(ms)` runs every repeating
+ * timer that falls due on the way, in time order, with `now()` at its due time.
+ */
+export class ManualClock implements Clock {
+  private t: number;
+  private readonly timers = new Set<{ ms: number; next: number; fn: () => void }>();
+
+  constructor(start = 1_000_000) {
+    this.t = start;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  preciseNow(): number {
+    return this.t;
+  }
+
+  every(ms: number, fn: () => void): Repeating {
+    const timer = { ms, next: this.t + ms, fn };
+    this.timers.add(timer);
+    return { cancel: () => this.timers.delete(timer) };
+  }
+
+  /** Moves time forward by `ms`, firing due timers on the way. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      let first: { ms: number; next: number; fn: () => void } | null = null;
+      for (const timer of this.timers) if (timer.next <= end && (first === null || timer.next < first.next)) first = timer;
+      if (first === null) break;
+      this.t = first.next;
+      first.next += first.ms;
+      first.fn();
+    }
+    this.t = end;
+  }
 }

@@ -1,8 +1,9 @@
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, expectTypeOf, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, printableConfig, type FeedConfig } from './config.js';
+import { ConfigError, loadConfig, printableConfig, type ApiKeyConfig, type Config, type FeedConfig } from './config.js';
+import { MAX_CONFIGURED_FIELDS, type FieldSpec } from './protocol/fields.js';
 
 let dir = '';
 let fileCount = 0;
@@ -382,5 +383,146 @@ describe('printableConfig', () => {
 
   it('fails like loadConfig on invalid configuration', () => {
     expectMessage(configError(() => printableConfig({ env: { TICKGATE_LOG_LEVEL: 'loud' } })), 'log.level');
+  });
+});
+
+describe('Config type', () => {
+  // Checked by tsc (npm test runs it over the tests): the leaves whose type
+  // is not the widened raw default, as the derivation from the schema gives them.
+  it('types the leaves whose value is narrower or richer than the raw default', () => {
+    expectTypeOf<Config['auth']['mode']>().toEqualTypeOf<'none' | 'jwt' | 'apikey'>();
+    expectTypeOf<Config['auth']['apiKeys']>().toEqualTypeOf<ApiKeyConfig[]>();
+    expectTypeOf<Config['feeds']>().toEqualTypeOf<FeedConfig[]>();
+    expectTypeOf<Config['metrics']['port']>().toEqualTypeOf<number | null>();
+    expectTypeOf<Config['schema']['fields']>().toEqualTypeOf<FieldSpec[]>();
+    expectTypeOf<Config['log']>().toEqualTypeOf<{ level: string; pretty: boolean }>();
+    expectTypeOf<Config['nats']['servers']>().toEqualTypeOf<string[]>();
+  });
+});
+
+describe('schema.fields', () => {
+  /** `n` numeric field declarations f0, f1, ... */
+  const numeric = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `f${i}`, type: 'number' }));
+
+  it('defaults to no configured fields', () => {
+    expect(load().schema).toEqual({ fields: [] });
+  });
+
+  it('keeps the declared order and fills type with "number"', () => {
+    const cfg = load({ file: { schema: { fields: [{ name: 'mark', type: 'number' }, { name: 'openInterest' }, { name: 'status', type: 'text' }] } } });
+    expect(cfg.schema.fields).toEqual<FieldSpec[]>([
+      { name: 'mark', type: 'number' },
+      { name: 'openInterest', type: 'number' },
+      { name: 'status', type: 'text' },
+    ]);
+  });
+
+  it('accepts names of 1 to 32 characters starting with a letter or _', () => {
+    const names = ['x', '_', 'A1', 'open_interest', 'y'.repeat(32)];
+    expect(load({ file: { schema: { fields: names.map((name) => ({ name })) } } }).schema.fields.map((f) => f.name)).toEqual(names);
+  });
+
+  it('reads TICKGATE_SCHEMA_FIELDS as JSON', () => {
+    const cfg = load({ env: { TICKGATE_SCHEMA_FIELDS: '[{"name":"mark"},{"name":"status","type":"text"}]' } });
+    expect(cfg.schema.fields).toEqual<FieldSpec[]>([
+      { name: 'mark', type: 'number' },
+      { name: 'status', type: 'text' },
+    ]);
+  });
+
+  it('rejects TICKGATE_SCHEMA_FIELDS that is not a JSON array, naming the key', () => {
+    expectMessage(configError(() => load({ env: { TICKGATE_SCHEMA_FIELDS: 'mark,status' } })), 'schema.fields', 'mark,status');
+    expectMessage(configError(() => load({ env: { TICKGATE_SCHEMA_FIELDS: '{"name":"mark"}' } })), 'schema.fields', 'array', 'mark');
+  });
+
+  // As with feeds, convict would merge the object into the default [] and
+  // start with no configured fields.
+  it('rejects schema.fields given as an object or a number', () => {
+    expectMessage(configError(() => load({ file: { schema: { fields: { name: 'mark' } } } })), 'schema.fields', '"mark"');
+    expectMessage(configError(() => load({ file: { schema: { fields: 5 } } })), 'schema.fields', '5');
+  });
+
+  it('rejects an entry that is not an object', () => {
+    expectMessage(configError(() => load({ file: { schema: { fields: [{ name: 'a' }, 'mark'] } } })), 'schema.fields[1]:', '"mark"');
+    expectMessage(configError(() => load({ file: { schema: { fields: [null] } } })), 'schema.fields[0]:', 'null');
+    expectMessage(configError(() => load({ file: { schema: { fields: [['mark']] } } })), 'schema.fields[0]:', '["mark"]');
+  });
+
+  it('rejects an unknown key, naming it', () => {
+    expectMessage(configError(() => load({ file: { schema: { fields: [{ name: 'a', size: 8 }] } } })), 'schema.fields[0].size', 'unknown key', 'name, type');
+  });
+
+  it('rejects a bad name, naming the entry and the rule', () => {
+    for (const name of ['', '1x', 'has space', 'a-b', 'é', 'z'.repeat(33), 5, undefined]) {
+      const err = configError(() => load({ file: { schema: { fields: [{ name: 'ok' }, { name }] } } }));
+      expectMessage(err, 'schema.fields[1].name', '1-32', '/^[A-Za-z_][A-Za-z0-9_]{0,31}$/', JSON.stringify(name) ?? 'undefined');
+    }
+  });
+
+  it('rejects a name that is a canonical field, listing them', () => {
+    const err = configError(() => load({ file: { schema: { fields: [{ name: 'mark' }, { name: 'a' }, { name: 'b' }, { name: 'bid' }] } } }));
+    expectMessage(err, 'schema.fields[3].name', '"bid"', 'canonical', 'bid, ask, bidSize, askSize, last, lastSize, volume, open, high, low, close, ts, seq');
+    expectMessage(configError(() => load({ file: { schema: { fields: [{ name: 'seq', type: 'text' }] } } })), 'schema.fields[0].name', '"seq"');
+  });
+
+  it('rejects the wire keys of an update', () => {
+    for (const name of ['s', 't', 'q', 'd', 'n']) {
+      expectMessage(configError(() => load({ file: { schema: { fields: [{ name }] } } })), 'schema.fields[0].name', `"${name}"`, 'reserved', 's, t, q, d, n');
+    }
+  });
+
+  it('rejects __proto__, which clients could not keep in a plain object', () => {
+    expectMessage(configError(() => load({ file: { schema: { fields: [{ name: '__proto__' }] } } })), 'schema.fields[0].name', '"__proto__"');
+  });
+
+  it('rejects a name declared twice, naming both entries', () => {
+    const err = configError(() => load({ file: { schema: { fields: [{ name: 'mark' }, { name: 'status', type: 'text' }, { name: 'mark', type: 'text' }] } } }));
+    expectMessage(err, 'schema.fields[2].name', 'duplicate', '"mark"', 'schema.fields[0].name');
+  });
+
+  it('rejects a bad type, naming what is expected', () => {
+    for (const type of ['string', 'Number', '', 1, false]) {
+      const err = configError(() => load({ file: { schema: { fields: [{ name: 'mark', type }] } } }));
+      expectMessage(err, 'schema.fields[0].type', '"number" or "text"', JSON.stringify(type));
+    }
+  });
+
+  it(`accepts up to ${MAX_CONFIGURED_FIELDS} fields and rejects more, giving the count`, () => {
+    expect(MAX_CONFIGURED_FIELDS).toBe(200);
+    expect(load({ file: { schema: { fields: numeric(200) } } }).schema.fields).toHaveLength(200);
+    expectMessage(configError(() => load({ file: { schema: { fields: numeric(201) } } })), 'schema.fields: at most 200 configured fields are supported, got 201');
+    expectMessage(configError(() => load({ file: { schema: { fields: numeric(250) } } })), 'schema.fields: at most 200 configured fields are supported, got 250');
+  });
+
+  // More than fit a 32-bit mask beside the canonical fields, and text mixed in.
+  it('accepts 40 numeric fields and a text field', () => {
+    const fields = [...numeric(40), { name: 'status', type: 'text' }];
+    expect(load({ file: { schema: { fields } } }).schema.fields).toEqual(fields);
+  });
+
+  it('lets a feed rename a source field to a configured field', () => {
+    const cfg = load({
+      file: {
+        schema: { fields: [{ name: 'mark' }, { name: 'status', type: 'text' }] },
+        feeds: [{ name: 'perp', fields: { mp: 'mark', st: 'status', b: 'bid' } }],
+      },
+    });
+    expect(cfg.feeds[0]!.fields).toEqual({ mp: 'mark', st: 'status', b: 'bid' });
+  });
+
+  it('rejects a rename to a field not declared, listing what is allowed', () => {
+    const err = configError(() => load({ file: { schema: { fields: [{ name: 'mark' }] }, feeds: [{ name: 'perp', fields: { x: 'openInterest' } }] } }));
+    expectMessage(err, 'feeds[0].fields.x', '"openInterest"', 'bid, ask', 'schema.fields (mark)');
+    // Declared in another case only: names are case-sensitive.
+    expectMessage(configError(() => load({ file: { schema: { fields: [{ name: 'mark' }] }, feeds: [{ name: 'perp', fields: { x: 'Mark' } }] } })), 'feeds[0].fields.x', '"Mark"');
+  });
+
+  it('applies schema.fields given as an override', () => {
+    expect(loadConfig({ env: {}, overrides: { schema: { fields: [{ name: 'mark' }] } } }).schema.fields).toEqual([{ name: 'mark', type: 'number' }]);
+  });
+
+  it('is printed by printableConfig', () => {
+    const parsed = JSON.parse(printableConfig({ env: { TICKGATE_SCHEMA_FIELDS: '[{"name":"status","type":"text"}]' } })) as Config;
+    expect(parsed.schema.fields).toEqual([{ name: 'status', type: 'text' }]);
   });
 });

@@ -7,7 +7,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import convict from 'convict';
-import { CANONICAL_FIELDS, type CanonicalField } from './protocol/fields.js';
+import { CANONICAL_FIELDS, MAX_CONFIGURED_FIELDS, isFieldName, type FieldSpec } from './protocol/fields.js';
 
 /** Invalid configuration: the message names the key, the value and what was expected. */
 export class ConfigError extends Error {
@@ -15,6 +15,9 @@ export class ConfigError extends Error {
 }
 
 export type Codec = 'msgpack' | 'json';
+
+/** Client authentication at the upgrade (`auth.mode`). */
+export type AuthMode = 'none' | 'jwt' | 'apikey';
 
 /** One API key as configured: only its SHA-256 is known to the gateway. */
 export interface ApiKeyConfig {
@@ -35,8 +38,8 @@ export interface FeedConfig {
   symbolField: string;
   /** 0-based subject token holding the symbol (negative counts from the end); null: use `symbolField`. */
   symbolToken: number | null;
-  /** Source field name -> canonical field name. */
-  fields: Record<string, CanonicalField>;
+  /** Source field name -> canonical or configured (`schema.fields`) field name. */
+  fields: Record<string, string>;
   /** Optional NATS queue group (several gateways sharing one stream of ticks). Usually null: every gateway needs every tick. */
   queue: string | null;
   /** A feed silent this long is stale (its symbols' subscribers get stat stale); 0: only when NATS is disconnected. */
@@ -48,13 +51,35 @@ export interface FeedConfig {
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const NAME_RE = /^[A-Za-z0-9_-]{1,32}$/;
 const CANONICAL = new Set<string>(CANONICAL_FIELDS);
+/** Keys of a wire update besides its fields; a configured field may not take one. */
+const RESERVED_WIRE_KEYS = ['s', 't', 'q', 'd', 'n'];
 
 function describe(value: unknown): string {
   return JSON.stringify(value) ?? String(value);
 }
 
-/** Validates and fills defaults of one raw feed entry; throws naming `feeds[i].key`. */
-function parseFeed(raw: unknown, i: number): FeedConfig {
+/**
+ * A list given as a string (an environment variable) is a JSON array.
+ * Anything else stays the string, which validate() then names: convict would
+ * take a JSON object from the environment for keys under the list's key.
+ */
+function coerceJson(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  try {
+    const parsed: unknown = JSON.parse(v);
+    return Array.isArray(parsed) ? parsed : v;
+  } catch {
+    return v;
+  }
+}
+
+/**
+ * Validates and fills defaults of one raw feed entry; throws naming `feeds[i].key`.
+ * `targets`: the field names a rename may map to (canonical and configured);
+ * null checks only that each target is a string, for the convict format,
+ * which cannot see `schema.fields`.
+ */
+function parseFeed(raw: unknown, i: number, targets: ReadonlySet<string> | null): FeedConfig {
   const at = (key: string) => `feeds[${i}]${key ? '.' + key : ''}`;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError(`${at('')}: expected an object, got ${describe(raw)}`);
@@ -86,12 +111,15 @@ function parseFeed(raw: unknown, i: number): FeedConfig {
   }
   const rawFields = o['fields'] ?? {};
   if (typeof rawFields !== 'object' || rawFields === null || Array.isArray(rawFields)) {
-    throw new ConfigError(`${at('fields')}: expected an object mapping source names to canonical names, got ${describe(rawFields)}`);
+    throw new ConfigError(`${at('fields')}: expected an object mapping source names to field names, got ${describe(rawFields)}`);
   }
-  const fields: Record<string, CanonicalField> = {};
+  const fields: Record<string, string> = {};
   for (const [src, dst] of Object.entries(rawFields as Record<string, unknown>)) {
-    if (typeof dst !== 'string' || !CANONICAL.has(dst)) {
-      throw new ConfigError(`${at(`fields.${src}`)}: expected a canonical field (${CANONICAL_FIELDS.join(', ')}), got ${describe(dst)}`);
+    if (typeof dst !== 'string' || (targets !== null && !targets.has(dst))) {
+      const declared = targets === null ? '' : ` (${[...targets].filter((t) => !CANONICAL.has(t)).join(', ') || 'none declared'})`;
+      throw new ConfigError(
+        `${at(`fields.${src}`)}: expected a canonical field (${CANONICAL_FIELDS.join(', ')}) or one declared in schema.fields${declared}, got ${describe(dst)}`,
+      );
     }
     // defineProperty: a source field may be called "__proto__".
     Object.defineProperty(fields, src, { value: dst, enumerable: true, writable: true, configurable: true });
@@ -129,19 +157,69 @@ convict.addFormat({
     }
     const names = new Set<string>();
     value.forEach((f, i) => {
-      const feed = parseFeed(f, i);
+      const feed = parseFeed(f, i, null);
       if (names.has(feed.name)) throw new Error(`feeds[${i}].name: duplicate feed name ${describe(feed.name)}`);
       names.add(feed.name);
     });
   },
-  coerce: (v: unknown) => {
-    if (typeof v !== 'string') return v;
-    try {
-      return JSON.parse(v) as unknown;
-    } catch {
-      return v; // validate() then names the key and the value
+  coerce: coerceJson,
+});
+
+/**
+ * Validates `schema.fields` and fills each entry's `type` (default "number");
+ * throws naming `schema.fields[i].key`. Names are checked against everything a
+ * wire update already carries: the canonical fields and the update's own keys.
+ */
+function parseFieldSpecs(raw: unknown): FieldSpec[] {
+  if (!Array.isArray(raw)) {
+    throw new ConfigError(`schema.fields: expected an array of {name, type}, got ${describe(raw)}`);
+  }
+  if (raw.length > MAX_CONFIGURED_FIELDS) {
+    throw new ConfigError(`schema.fields: at most ${MAX_CONFIGURED_FIELDS} configured fields are supported, got ${raw.length}`);
+  }
+  const known = new Set(['name', 'type']);
+  const seen = new Map<string, number>();
+  return raw.map((entry: unknown, i): FieldSpec => {
+    const at = (key: string) => `schema.fields[${i}]${key ? '.' + key : ''}`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      throw new ConfigError(`${at('')}: expected an object {name, type}, got ${describe(entry)}`);
     }
+    const o = entry as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      if (!known.has(k)) throw new ConfigError(`${at(k)}: unknown key (expected one of ${[...known].join(', ')})`);
+    }
+    const name = o['name'];
+    if (!isFieldName(name)) {
+      throw new ConfigError(`${at('name')}: expected 1-32 characters of A-Z a-z 0-9 _, not starting with a digit (/^[A-Za-z_][A-Za-z0-9_]{0,31}$/), got ${describe(name)}`);
+    }
+    if (CANONICAL.has(name)) {
+      throw new ConfigError(`${at('name')}: ${describe(name)} is a canonical field (${CANONICAL_FIELDS.join(', ')}); configured fields need other names`);
+    }
+    if (RESERVED_WIRE_KEYS.includes(name)) {
+      throw new ConfigError(`${at('name')}: ${describe(name)} is reserved for the wire protocol (${RESERVED_WIRE_KEYS.join(', ')})`);
+    }
+    // Clients keep state in plain objects, where this key would set the prototype.
+    if (name === '__proto__') throw new ConfigError(`${at('name')}: "__proto__" cannot be a field name`);
+    const first = seen.get(name);
+    if (first !== undefined) throw new ConfigError(`${at('name')}: duplicate field name ${describe(name)} (also schema.fields[${first}].name)`);
+    seen.set(name, i);
+    const type = o['type'] ?? 'number';
+    if (type !== 'number' && type !== 'text') {
+      throw new ConfigError(`${at('type')}: expected "number" or "text", got ${describe(type)}`);
+    }
+    return { name, type };
+  });
+}
+
+// Only the shape is checked here: convict's message would append the whole
+// list as "value was ...", so loadConfig checks the entries with
+// parseFieldSpecs and names the entry alone.
+convict.addFormat({
+  name: 'field-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error(`expected an array of {name, type}, got ${describe(value)}`);
   },
+  coerce: coerceJson,
 });
 
 convict.addFormat({
@@ -284,9 +362,18 @@ const schema = {
     connectTimeoutMs: { doc: 'Time allowed for the first NATS connection before start fails.', format: intIn(100, 120_000), default: 5000 },
   },
   feeds: {
-    doc: 'Feeds to ingest: [{name, subject (default md.<name>.>), codec: msgpack|json, symbolField (default "s") or symbolToken, fields: {source: canonical}, queue}].',
+    doc: 'Feeds to ingest: [{name, subject (default md.<name>.>), codec: msgpack|json, symbolField (default "s") or symbolToken, fields: {source: canonical or schema.fields name}, queue}].',
     format: 'feed-list',
-    default: [{ name: 'sim', subject: 'md.sim.>', codec: 'msgpack', symbolField: 's' }] as unknown[],
+    // Filled by parseFeed, so the default has the type loadConfig returns.
+    default: [parseFeed({ name: 'sim', subject: 'md.sim.>', codec: 'msgpack', symbolField: 's' }, 0, null)],
+  },
+  schema: {
+    fields: {
+      doc: `Extra instrument fields of this deployment, after the canonical ones: [{name, type: number|text (default number; text is at most 64 characters)}], merged and conflated like the canonical fields. Names: 1-32 characters of A-Z a-z 0-9 _, not starting with a digit, none of the canonical fields or the wire keys ${RESERVED_WIRE_KEYS.join(', ')}; at most ${MAX_CONFIGURED_FIELDS}. A feed's fields map may rename a source field to one of them.`,
+      format: 'field-list',
+      default: [] as FieldSpec[],
+      env: 'TICKGATE_SCHEMA_FIELDS',
+    },
   },
   embedded: {
     symbols: { doc: 'Embedded feed: number of synthetic symbols.', format: intIn(1, 100_000), default: 500 },
@@ -390,7 +477,7 @@ const schema = {
     mode: {
       doc: 'Client authentication at the WebSocket upgrade: none (development), jwt, or apikey.',
       format: ['none', 'jwt', 'apikey'],
-      default: 'none',
+      default: 'none' as AuthMode,
       env: 'TICKGATE_AUTH_MODE',
     },
     allowQueryToken: {
@@ -420,7 +507,7 @@ const schema = {
     apiKeys: {
       doc: 'API keys: [{id, sha256 (hex SHA-256 of the key), user, entitlements: [patterns]}]. Only hashes are configured.',
       format: 'api-keys',
-      default: [] as unknown[],
+      default: [] as ApiKeyConfig[],
       sensitive: true,
     },
   },
@@ -487,66 +574,17 @@ const schema = {
 
 type Schema = typeof schema;
 
+/**
+ * The value a convict schema describes: a node with a `default` is a leaf of
+ * its default's type, any other node an object of its keys. Object-literal
+ * inference has already widened the defaults ('info' is a string, 8080 a
+ * number), so a leaf whose value is narrower or richer says so on its
+ * default (`'none' as AuthMode`, `[] as ApiKeyConfig[]`).
+ */
+type FromSchema<S> = { [K in keyof S]: S[K] extends { default: infer D } ? D : FromSchema<S[K]> };
+
 /** The effective, validated configuration. */
-export interface Config {
-  workers: number;
-  host: string;
-  port: number;
-  log: { level: string; pretty: boolean };
-  nats: {
-    servers: string[];
-    name: string;
-    user: string;
-    pass: string;
-    token: string;
-    reconnectWaitMs: number;
-    connectTimeoutMs: number;
-    warmTimeoutMs: number;
-  };
-  feeds: FeedConfig[];
-  embedded: { symbols: number; ticksPerSec: number; seed: number };
-  ws: { heartbeatMs: number; idleTimeoutSec: number; maxFrameBytes: number; flushIntervalMs: number };
-  backpressure: {
-    highWaterBytes: number;
-    lowWaterBytes: number;
-    maxBufferedBytes: number;
-    slowConsumerMs: number;
-    retryMs: number;
-  };
-  throttle: { minMs: number; maxMs: number };
-  limits: {
-    maxSymbolsPerClient: number;
-    maxMessageBytes: number;
-    maxMessagesPerSec: number;
-    maxViolations: number;
-    maxListSymbols: number;
-    maxConnectionsPerIp: number;
-    maxConnectionsPerUser: number;
-    trustProxyHeader: string;
-    subscribeTimeoutMs: number;
-  };
-  auth: {
-    mode: 'none' | 'jwt' | 'apikey';
-    allowQueryToken: boolean;
-    jwt: {
-      secret: string;
-      publicKeyFile: string;
-      jwksFile: string;
-      algorithms: string[];
-      issuer: string;
-      audience: string;
-      clockSkewSec: number;
-      userClaim: string;
-      entitlementsClaim: string;
-    };
-    apiKeys: ApiKeyConfig[];
-  };
-  origin: { allowed: string[]; allowMissing: boolean };
-  tls: { certFile: string; keyFile: string; passphrase: string };
-  drain: { delayMs: number; windowMs: number; timeoutMs: number };
-  metrics: { port: number | null; latency: boolean };
-  uws: { allowFallback: boolean };
-}
+export type Config = FromSchema<Schema>;
 
 export interface LoadOptions {
   /** Path of a JSON config file, merged over the defaults. */
@@ -578,12 +616,18 @@ function readJson(path: string, what: string): Record<string, unknown> {
 
 /**
  * Checks what convict's merge would get wrong: it merges an object given for
- * an array key (feeds) into the default array instead of rejecting it.
+ * an array key (feeds, schema.fields) into the default array instead of
+ * rejecting it.
  */
 function checkShape(source: Record<string, unknown>, what: string): Record<string, unknown> {
   const feeds = source['feeds'];
   if (feeds !== undefined && !Array.isArray(feeds) && typeof feeds !== 'string') {
     throw new ConfigError(`${what}: feeds: expected a non-empty array of feeds, got ${describe(feeds)}`);
+  }
+  const schemaNode = source['schema'];
+  const fields = typeof schemaNode === 'object' && schemaNode !== null ? (schemaNode as Record<string, unknown>)['fields'] : undefined;
+  if (fields !== undefined && fields !== null && typeof fields === 'object' && !Array.isArray(fields)) {
+    throw new ConfigError(`${what}: schema.fields: expected an array of {name, type}, got ${describe(fields)}`);
   }
   return source;
 }
@@ -639,7 +683,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`, { cause: err });
   }
-  const raw = cfg.getProperties() as unknown as Config & { feeds: unknown[] };
+  // Validated by convict; feeds and schema.fields entries are parsed below.
+  const raw = cfg.getProperties() as unknown as Omit<Config, 'feeds' | 'schema'> & { feeds: unknown[]; schema: { fields: unknown } };
   const bp = raw.backpressure;
   if (bp.lowWaterBytes >= bp.highWaterBytes) {
     throw new ConfigError(`backpressure.lowWaterBytes: expected less than backpressure.highWaterBytes (${bp.highWaterBytes}), got ${bp.lowWaterBytes}`);
@@ -659,7 +704,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (raw.throttle.minMs > raw.throttle.maxMs) {
     throw new ConfigError(`throttle.minMs: expected at most throttle.maxMs (${raw.throttle.maxMs}), got ${raw.throttle.minMs}`);
   }
-  return { ...raw, feeds: raw.feeds.map((f, i) => parseFeed(f, i)) };
+  const fields = parseFieldSpecs(raw.schema.fields);
+  const targets = new Set<string>([...CANONICAL_FIELDS, ...fields.map((f) => f.name)]);
+  return { ...raw, feeds: raw.feeds.map((f, i) => parseFeed(f, i, targets)), schema: { fields } };
 }
 
 /** The effective configuration as JSON with secrets replaced by "[redacted]". */

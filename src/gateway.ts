@@ -8,7 +8,9 @@ import { AccessControl } from './access/admission.js';
 import { Authenticator } from './access/authenticator.js';
 import { ConfigError } from './config.js';
 import type { Config } from './config.js';
+import { systemClock } from './clock.js';
 import { EmbeddedSource } from './feed/embedded-source.js';
+import { FeedHealth } from './feed/feed-health.js';
 import type { FeedSource } from './feed/feed-source.js';
 import { NatsSource } from './feed/nats-source.js';
 import { Hub } from './fanout/hub.js';
@@ -17,9 +19,6 @@ import { createMetrics } from './metrics.js';
 import { requireUws } from './transport/uws.js';
 import { dashboardDir, loadStaticFiles } from './transport/static-files.js';
 import { UwsTransport } from './transport/uws-transport.js';
-
-/** How often feed health (connection, silence) is checked. */
-const FEED_HEALTH_MS = 250;
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
@@ -34,7 +33,7 @@ export class Gateway {
   readonly access: AccessControl;
   status: GatewayStatus = { state: 'starting' };
   private readonly transport: UwsTransport;
-  private feedHealthTimer: NodeJS.Timeout | null = null;
+  private readonly health: FeedHealth;
 
   constructor(
     readonly config: Config,
@@ -53,9 +52,11 @@ export class Gateway {
         if (!tls[k] || !existsSync(tls[k])) throw new ConfigError(`tls.${k}: expected a readable PEM file (both tls.certFile and tls.keyFile are needed for TLS), got ${JSON.stringify(tls[k])}`);
       }
     }
-    this.hub = new Hub(config, log);
+    const clock = systemClock;
+    this.hub = new Hub(config, log, clock);
     this.hub.authenticator = this.access.authenticator;
-    this.source = config.nats.servers.length > 0 ? new NatsSource(config, log) : new EmbeddedSource(config, log);
+    this.source = config.nats.servers.length > 0 ? new NatsSource(config, log, this.hub.schema) : new EmbeddedSource(config, log, this.hub.schema);
+    this.health = new FeedHealth(this.source, clock, log, (feed, stale) => this.hub.setFeedStale(feed, stale));
     this.transport = new UwsTransport(uws, {
       host: config.host,
       port: config.port,
@@ -93,49 +94,21 @@ export class Gateway {
   async start(): Promise<void> {
     this.hub.start();
     const hub = this.hub;
+    const health = this.health;
     await this.source.start(
-      (tick, feed) => hub.onTick(tick, feed),
+      (tick, feed) => {
+        health.seen(tick, feed);
+        hub.onTick(tick, feed);
+      },
       (tick, feed) => hub.onWarmTick(tick, feed),
     );
-    this.startFeedHealth();
+    health.start();
     await this.transport.listen();
     this.status = { state: 'ready' };
     this.log.info(
       { host: this.config.host, port: this.port, adminPort: this.adminPort, source: this.source.kind },
       `tickgate listening on ws://${this.config.host}:${this.port}/v1/stream, metrics on http://${this.config.host}:${this.adminPort}/metrics`,
     );
-  }
-
-  /**
-   * Marks a feed stale when its source is disconnected or it has been silent
-   * longer than its staleAfterMs. Liveness is read from the feed's accepted
-   * count, so the tick path pays nothing; a stale feed turns live again on
-   * its next tick (in the hub).
-   */
-  private startFeedHealth(): void {
-    const start = Date.now();
-    for (const n of this.source.normalizers) {
-      n.counters.lastTickAt = start;
-      n.counters.seenAccepted = n.counters.accepted;
-    }
-    this.feedHealthTimer = setInterval(() => {
-      const now = Date.now();
-      const connected = this.source.status.state === 'connected';
-      for (const n of this.source.normalizers) {
-        const c = n.counters;
-        if (c.accepted !== c.seenAccepted) {
-          c.seenAccepted = c.accepted;
-          c.lastTickAt = now;
-        }
-        if (c.stale) continue;
-        const silent = n.feed.staleAfterMs > 0 && now - c.lastTickAt > n.feed.staleAfterMs;
-        if (!connected || silent) {
-          this.log.warn({ feed: n.feed.name, reason: connected ? 'silent' : 'disconnected', silentMs: now - c.lastTickAt }, 'feed stale');
-          this.hub.setFeedStale(n.feed.name, c, true);
-        }
-      }
-    }, FEED_HEALTH_MS);
-    this.feedHealthTimer.unref();
   }
 
   private isReady(): boolean {
@@ -179,8 +152,7 @@ export class Gateway {
     this.access.closed = true;
     const started = Date.now();
     const clients = this.transport.connections;
-    if (this.feedHealthTimer) clearInterval(this.feedHealthTimer);
-    this.feedHealthTimer = null;
+    this.health.stop();
     this.transport.stopListening();
     this.hub.closeAll('DRAINING', 'server is shutting down; reconnect after retryMs', () => Math.floor(Math.random() * (windowMs + 1)));
     // A bye is followed by a close; most clients are gone within a round trip.

@@ -3,6 +3,9 @@
  * loop over the bounds and two additions, no allocation, no labels. Metrics
  * read it at scrape time.
  */
+/** Latency buckets in seconds: 100 microseconds to 10 seconds. */
+export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 export class PlainHistogram {
   /** counts[i]: observations <= bounds[i] and > bounds[i-1]; the last slot is +Inf. */
   readonly counts: Float64Array;

@@ -4,7 +4,6 @@
  */
 import { spawn } from 'node:child_process';
 import { expect, it } from 'vitest';
-import { fieldsOf } from '../src/protocol/codec.js';
 import { startGateway } from './helpers/gateway.js';
 import { freePort } from './helpers/nats-server.js';
 import { ROOT } from './helpers/process.js';
@@ -45,7 +44,7 @@ it('keeps the merged state: its last line per symbol is the gateway state once t
       last[m.s] = m.state;
     }
     const store = gw.gateway.hub.store;
-    expect(last).toEqual(Object.fromEntries(symbols.map((s) => [s, fieldsOf(store.get(s)!.values, store.get(s)!.present)])));
+    expect(last).toEqual(Object.fromEntries(symbols.map((s) => [s, store.get(s)!.fields()])));
     for (const s of symbols) expect(lastQ[s]).toBe(store.get(s)!.q);
   } finally {
     await gw.stop();

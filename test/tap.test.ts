@@ -6,7 +6,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fieldsOf } from '../src/protocol/codec.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { freePort } from './helpers/nats-server.js';
 import { ensureBuilt, ROOT } from './helpers/process.js';
@@ -67,7 +66,7 @@ describe('tickgate tap against a gateway', () => {
       expect(merged.stderr()).toBe('');
 
       const store = own.gateway.hub.store;
-      const expected = Object.fromEntries(symbols.map((s) => [s, fieldsOf(store.get(s)!.values, store.get(s)!.present)]));
+      const expected = Object.fromEntries(symbols.map((s) => [s, store.get(s)!.fields()]));
 
       // Merged: {"s","q","state"}; q rises per symbol; the last state is the gateway's.
       const lastState: Record<string, unknown> = {};

@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import WebSocket from 'ws';
-import { fieldsOf } from '../protocol/codec.js';
 import { startGateway, type TestGateway } from '../../test/helpers/gateway.js';
 import { freePort } from '../../test/helpers/nats-server.js';
 import { ensureBuilt, spawnGateway, waitReady, type RunningGateway } from '../../test/helpers/process.js';
@@ -88,7 +87,7 @@ describe('against an in-process gateway', () => {
     await until(() => SYMBOLS.every((s) => seen.get(s) === store.get(s)!.q), 'client q to reach the gateway q');
     for (const s of SYMBOLS) {
       const st = store.get(s)!;
-      expect({ s, state: client.state(s) }).toEqual({ s, state: fieldsOf(st.values, st.present) });
+      expect({ s, state: client.state(s) }).toEqual({ s, state: st.fields() });
     }
     expect(violations).toEqual([]);
     await client.close();

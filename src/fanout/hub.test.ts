@@ -14,7 +14,10 @@ function setup() {
 describe('warm-start ticks', () => {
   it('only fill fields a live tick has not set, and never count as sequence or latency samples', () => {
     const { hub, tick, norm } = setup();
-    hub.onTick(tick({ s: 'A', bid: 10, seq: 50, ts: 2000 }), 'sim');
+    // A live tick, as a feed source hands it over: its accounting, then the hub.
+    const live = tick({ s: 'A', bid: 10, seq: 50, ts: 2000 });
+    norm.observe(live);
+    hub.onTick(live, 'sim');
     hub.onWarmTick(tick({ s: 'A', bid: 9, ask: 11, last: 9.5, seq: 40, ts: 1000 }), 'sim');
     const st = hub.store.get('A')!;
     expect(st.values[0]).toBe(10); // bid: live value kept

@@ -1,11 +1,13 @@
 /**
  * Throttle wheel: subscriptions with `throttleMs` wait here until the next
  * multiple of their interval on the wall clock. Aligning on the clock means
- * every client with the same interval on the same symbol is due at the same
- * instant with the same merged fields, so their `upd` is encoded once and
- * shared; and a symbol's last change is delivered within one interval.
+ * every client with the same interval on the same channel is due at the
+ * same instant with the same held-back data, so their message is encoded
+ * once and shared; and a channel's last change is delivered within one
+ * interval.
  */
-import type { Subscription } from './subscription-index.js';
+import type { Clock, Repeating } from '../clock.js';
+import type { Subscription } from './subscription.js';
 
 /** How often due slots are checked. */
 const RESOLUTION_MS = 10;
@@ -13,7 +15,13 @@ const RESOLUTION_MS = 10;
 export class ThrottleWheel {
   /** Due time (ms, a multiple of some throttleMs) -> subscriptions due then. */
   private readonly slots = new Map<number, Subscription[]>();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Repeating | null = null;
+
+  constructor(
+    private readonly clock: Clock,
+    /** Called for each subscription as it falls due. */
+    private readonly onDue: (sub: Subscription) => void,
+  ) {}
 
   /** Queues a subscription for the first multiple of its interval after now. */
   schedule(sub: Subscription, now: number): void {
@@ -27,22 +35,21 @@ export class ThrottleWheel {
     list.push(sub);
   }
 
-  /** Hands every subscription due by `now` back to its session. */
+  /** Hands every subscription due by `now` to onDue. */
   fire(now: number): void {
     for (const [due, list] of this.slots) {
       if (due > now) continue;
       this.slots.delete(due);
-      for (const sub of list) sub.session.throttleDue(sub);
+      for (const sub of list) this.onDue(sub);
     }
   }
 
   start(): void {
-    this.timer = setInterval(() => this.fire(Date.now()), RESOLUTION_MS);
-    this.timer.unref();
+    this.timer = this.clock.every(RESOLUTION_MS, () => this.fire(this.clock.now()));
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     this.timer = null;
   }
 }

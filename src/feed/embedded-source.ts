@@ -7,6 +7,7 @@ import type { Config, FeedConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { FeedSource, SourceStatus, TickSink } from './feed-source.js';
 import { MarketSim, type SimTick } from './market-sim.js';
+import type { FieldSchema } from '../protocol/field-schema.js';
 import { Normalizer } from './normalize.js';
 
 /** The embedded feed's name in metrics and logs. */
@@ -26,7 +27,7 @@ const TICK_INTERVAL_MS = 20;
 
 export class EmbeddedSource implements FeedSource {
   readonly kind = 'embedded';
-  readonly normalizers: Normalizer[] = [new Normalizer(EMBEDDED_FEED)];
+  readonly normalizers: Normalizer[];
   readonly reconnects = 0;
   status: SourceStatus = { state: 'starting' };
   private timer: NodeJS.Timeout | null = null;
@@ -37,7 +38,9 @@ export class EmbeddedSource implements FeedSource {
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
+    schema?: FieldSchema,
   ) {
+    this.normalizers = [new Normalizer(EMBEDDED_FEED, { schema, latency: config.metrics.latency })];
     const e = config.embedded;
     this.sim = new MarketSim({ symbols: e.symbols, seed: e.seed });
   }
@@ -65,7 +68,9 @@ export class EmbeddedSource implements FeedSource {
 
   private emit(norm: Normalizer, sink: TickSink, tick: SimTick): void {
     const r = norm.fromObject(EMBEDDED_FEED.subject, tick);
-    if (typeof r !== 'string') sink(r, EMBEDDED_FEED.name);
+    if (typeof r === 'string') return;
+    norm.observe(r);
+    sink(r, EMBEDDED_FEED.name);
   }
 
   async stop(): Promise<void> {

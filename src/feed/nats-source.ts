@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { RateLimitedLog } from '../log.js';
 import type { FeedSource, SourceStatus, TickSink } from './feed-source.js';
+import type { FieldSchema } from '../protocol/field-schema.js';
 import { Normalizer } from './normalize.js';
 
 /** The NATS connection could not be established at start. */
@@ -28,8 +29,9 @@ export class NatsSource implements FeedSource {
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
+    schema?: FieldSchema,
   ) {
-    this.normalizers = config.feeds.map((f) => new Normalizer(f));
+    this.normalizers = config.feeds.map((f) => new Normalizer(f, { schema, latency: config.metrics.latency }));
     this.badLog = new RateLimitedLog(log);
   }
 
@@ -67,6 +69,7 @@ export class NatsSource implements FeedSource {
             return;
           }
           try {
+            norm.observe(r);
             sink(r, name);
           } catch (err) {
             // A fault past the normalizer must not take the subscription down.

@@ -4,9 +4,11 @@
  * construction so the per-tick work is a map lookup per source field.
  */
 import { Unpackr } from 'msgpackr';
+import { systemClock, type Clock } from '../clock.js';
 import type { FeedConfig } from '../config.js';
-import { PlainHistogram } from '../histogram.js';
-import { FIELD_COUNT, FIELD_INDEX, isValidSymbol } from '../protocol/fields.js';
+import { LATENCY_BUCKETS, PlainHistogram } from '../histogram.js';
+import { CANONICAL_SCHEMA, toText, type FieldSchema } from '../protocol/field-schema.js';
+import { isValidSymbol } from '../protocol/fields.js';
 
 /** Why a tick was rejected; used as a metric label, so the set is closed. */
 export type InvalidReason = 'decode' | 'not_object' | 'no_symbol' | 'bad_symbol' | 'no_fields';
@@ -15,18 +17,28 @@ export type InvalidReason = 'decode' | 'not_object' | 'no_symbol' | 'bad_symbol'
 export type DroppedFieldReason = 'unknown' | 'bad_value';
 
 /**
- * A normalized tick. `values` is reused by the normalizer for every tick:
- * consume it before normalizing the next one. NaN means "not in this tick".
+ * A normalized tick, one slot per field of the schema. `values` and `texts`
+ * are reused by the normalizer for every tick: consume them before
+ * normalizing the next one. NaN (numbers) or null (text) means "not in this tick".
  */
 export interface Tick {
   symbol: string;
   values: Float64Array;
-  /** The feed's counters, for what is counted after normalizing (sequence gaps, latency). */
+  /** Text slots' values (null elsewhere); null when the schema has no text field. */
+  texts: (string | null)[] | null;
+  /** The feed's counters, for what is counted after normalizing. */
   readonly counters: FeedCounters;
 }
 
-/** Latency buckets in seconds: 100 microseconds to 10 seconds. */
-export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** How a normalizer is set up beyond its feed. */
+export interface NormalizerOptions {
+  /** The deployment's fields (default: the canonical ones). */
+  schema?: FieldSchema | undefined;
+  /** Record ingest latency in {@link Normalizer.observe} (off only to measure what it costs). */
+  latency?: boolean | undefined;
+  clock?: Clock | undefined;
+}
+
 
 /** The tick, or why it was rejected. Both are preallocated: no per-tick garbage. */
 export type NormalizeResult = Tick | InvalidReason;
@@ -37,7 +49,7 @@ export class FeedCounters {
   accepted = 0;
   /** Accepted ticks whose processing failed unexpectedly (a bug, logged). */
   errors = 0;
-  /** Source sequence numbers skipped (a tick's `seq` more than one past the symbol's last). */
+  /** Source sequence numbers skipped (a live tick's `seq` more than one past the symbol's last on this feed). */
   seqGaps = 0;
   /** Ticks whose `seq` did not advance past the symbol's last (repeat, reorder or source restart). */
   seqRegressions = 0;
@@ -73,16 +85,35 @@ function toNumber(v: unknown): number {
 /** Normalizes payloads of one feed into canonical ticks. */
 export class Normalizer {
   readonly counters = new FeedCounters();
-  private readonly values = new Float64Array(FIELD_COUNT);
-  private readonly tick: Tick = { symbol: '', values: this.values, counters: this.counters };
+  readonly schema: FieldSchema;
+  private readonly values: Float64Array;
+  private readonly texts: (string | null)[] | null;
+  private readonly tick: Tick;
   /** Source field name -> state row index; the symbol field maps to -1. */
   private readonly index = new Map<string, number>();
   private readonly decode: (data: Uint8Array) => unknown;
+  /** The last live `seq` per symbol, for gap and regression counts. */
+  private readonly lastSeq = new Map<string, number>();
+  private readonly latency: boolean;
+  private readonly clock: Clock;
 
-  constructor(readonly feed: FeedConfig) {
-    for (const [name, i] of FIELD_INDEX) this.index.set(name, i);
-    // A rename takes the source name's place; the canonical name stays accepted too.
-    for (const [src, dst] of Object.entries(feed.fields)) this.index.set(src, FIELD_INDEX.get(dst)!);
+  constructor(
+    readonly feed: FeedConfig,
+    opts: NormalizerOptions = {},
+  ) {
+    const schema = (this.schema = opts.schema ?? CANONICAL_SCHEMA);
+    this.latency = opts.latency ?? true;
+    this.clock = opts.clock ?? systemClock;
+    this.values = new Float64Array(schema.count);
+    this.texts = schema.textSlots.length > 0 ? new Array<string | null>(schema.count).fill(null) : null;
+    this.tick = { symbol: '', values: this.values, texts: this.texts, counters: this.counters };
+    for (const [name, i] of schema.index) this.index.set(name, i);
+    // A rename takes the source name's place; the target's own name stays accepted too.
+    for (const [src, dst] of Object.entries(feed.fields)) {
+      const i = schema.index.get(dst);
+      if (i === undefined) throw new RangeError(`feed ${feed.name}: fields.${src}: ${JSON.stringify(dst)} is not a field of the schema`);
+      this.index.set(src, i);
+    }
     if (feed.symbolToken === null) this.index.set(feed.symbolField, -1);
     const text = new TextDecoder('utf-8', { fatal: true });
     this.decode =
@@ -126,6 +157,9 @@ export class Normalizer {
 
     const values = this.values;
     values.fill(NaN);
+    const texts = this.texts;
+    const isText = this.schema.isText;
+    if (texts !== null) for (const i of this.schema.textSlots) texts[i] = null;
     let count = 0;
     for (const key in src) {
       const i = this.index.get(key);
@@ -134,6 +168,16 @@ export class Normalizer {
         continue;
       }
       if (i < 0) continue;
+      if (isText[i] === 1) {
+        const t = toText(src[key]);
+        if (t === null) {
+          this.counters.droppedFields.bad_value++;
+          continue;
+        }
+        texts![i] = t;
+        count++;
+        continue;
+      }
       const n = toNumber(src[key]);
       if (!Number.isFinite(n)) {
         this.counters.droppedFields.bad_value++;
@@ -146,6 +190,28 @@ export class Normalizer {
     this.counters.accepted++;
     this.tick.symbol = symbol;
     return this.tick;
+  }
+
+  /**
+   * Counts what only a live tick tells about its source: sequence gaps and
+   * regressions against the symbol's last live `seq` on this feed, and the
+   * source-to-receipt latency. Warm-start ticks never come here.
+   */
+  observe(tick: Tick): void {
+    const v = tick.values;
+    if (this.latency) {
+      const ts = v[this.schema.ts]!;
+      // Clamped at 0: a publisher's clock a little ahead of ours is not negative latency.
+      if (ts === ts) this.counters.ingestLatency.record(Math.max(0, this.clock.preciseNow() - ts) / 1000);
+    }
+    const seq = v[this.schema.seq]!;
+    if (seq !== seq) return;
+    const prev = this.lastSeq.get(tick.symbol);
+    if (prev !== undefined) {
+      if (seq > prev + 1) this.counters.seqGaps += seq - prev - 1;
+      else if (seq <= prev) this.counters.seqRegressions++;
+    }
+    this.lastSeq.set(tick.symbol, seq);
   }
 
   private reject(reason: InvalidReason): NormalizeResult {

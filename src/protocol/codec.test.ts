@@ -7,7 +7,6 @@ import {
   decodeRequest,
   encode,
   encodeData,
-  fieldsOf,
   isRequestError,
   writeArrayHeader,
 } from './codec.js';
@@ -144,6 +143,9 @@ describe('encode (control messages)', () => {
 });
 
 describe('encodeData (data messages)', () => {
+  /** The `d` map of the fields in `mask` (bit i = canonical field i). */
+  const fieldsOf = (values: Float64Array, mask: number): Record<string, number> =>
+    Object.fromEntries(CANONICAL_FIELDS.flatMap((f, i) => (mask & (1 << i) ? [[f, values[i]!]] : [])));
   const values = Float64Array.from({ length: FIELD_COUNT }, (_, i) => (i % 3 === 0 ? i * 1000 : i + 0.125));
 
   it('encodes snap and upd as standard MessagePack maps', () => {
@@ -190,15 +192,6 @@ describe('encodeData (data messages)', () => {
       { t: 'stat', s: 'B', st: 'unknown' },
       { t: 'upd', s: 'A', q: 2, d: { ask: 2 } },
     ]);
-  });
-});
-
-describe('fieldsOf', () => {
-  it('keeps the fields of the mask, in canonical order', () => {
-    const values = Float64Array.from({ length: FIELD_COUNT }, (_, i) => i + 0.5);
-    expect(fieldsOf(values, 0)).toEqual({});
-    expect(fieldsOf(values, (1 << 0) | (1 << 4) | (1 << 12))).toEqual({ bid: 0.5, last: 4.5, seq: 12.5 });
-    expect(Object.keys(fieldsOf(values, (1 << FIELD_COUNT) - 1))).toEqual([...CANONICAL_FIELDS]);
   });
 });
 

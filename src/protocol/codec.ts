@@ -9,7 +9,6 @@
  */
 import { decode as decodeStrict, ExtData } from '@msgpack/msgpack';
 import { Packr } from 'msgpackr';
-import { FIELD_COUNT, CANONICAL_FIELDS } from './fields.js';
 import type { ClientRequest, RequestError, RequestId } from './messages.js';
 
 // Standard MessagePack only: maps (not msgpackr records), no extensions, the
@@ -33,15 +32,6 @@ export function encode(message: object): Uint8Array {
 /** Encodes one data message (snap, upd) on the hot path; it must hold no undefined values. */
 export function encodeData(message: object): Uint8Array {
   return dataPackr.pack(message);
-}
-
-/** Builds the `d` map of a state row for the fields set in `mask` (bit i = field i). */
-export function fieldsOf(values: Float64Array, mask: number): Record<string, number> {
-  const d: Record<string, number> = {};
-  for (let i = 0; i < FIELD_COUNT; i++) {
-    if (mask & (1 << i)) d[CANONICAL_FIELDS[i]!] = values[i]!;
-  }
-  return d;
 }
 
 /** Writes a MessagePack array header for `n` elements at `offset`; returns bytes written. */

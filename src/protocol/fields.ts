@@ -35,3 +35,22 @@ export function isValidSymbol(s: unknown): s is string {
   }
   return true;
 }
+
+/** Value type of a configured field: a number, or text of at most 64 characters. */
+export type FieldType = 'number' | 'text';
+
+/** An extra instrument field declared per deployment (`schema.fields`), after the canonical ones. */
+export interface FieldSpec {
+  name: string;
+  type: FieldType;
+}
+
+/** Most fields `schema.fields` may declare. */
+export const MAX_CONFIGURED_FIELDS = 200;
+
+const FIELD_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
+
+/** A field name is 1-32 characters of A-Z a-z 0-9 _, not starting with a digit. */
+export function isFieldName(s: unknown): s is string {
+  return typeof s === 'string' && FIELD_NAME_RE.test(s);
+}

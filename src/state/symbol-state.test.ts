@@ -2,20 +2,31 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { decode } from '@msgpack/msgpack';
 import { FeedCounters, type Tick } from '../feed/normalize.js';
-import { encodeData, fieldsOf } from '../protocol/codec.js';
+import { encodeData } from '../protocol/codec.js';
 import { CANONICAL_FIELDS, FIELD_COUNT, FIELD_INDEX, type CanonicalField } from '../protocol/fields.js';
-import { SymbolStore } from './symbol-state.js';
+import { FieldSchema } from '../protocol/field-schema.js';
+import { SymbolStore, type SymbolState } from './symbol-state.js';
 
 type Fields = Partial<Record<CanonicalField, number>>;
 
 function tick(symbol: string, fields: Fields): Tick {
   const values = new Float64Array(FIELD_COUNT).fill(NaN);
   for (const [f, v] of Object.entries(fields)) values[FIELD_INDEX.get(f)!] = v;
-  return { symbol, values, counters: new FeedCounters() };
+  return { symbol, values, texts: null, counters: new FeedCounters() };
 }
 
 function mask(...fields: CanonicalField[]): number {
   return fields.reduce((m, f) => m | (1 << FIELD_INDEX.get(f)!), 0);
+}
+
+/** Bit i: field i changed in the last applied tick. */
+function changedMask(st: SymbolState): number {
+  return st.changedCount === 0 ? 0 : mask(...(st.fieldsSince(st.q - 1) as CanonicalField[]));
+}
+
+/** Bit i: field i has a value. */
+function presentMask(st: SymbolState): number {
+  return mask(...(st.fieldsSince(0) as CanonicalField[]));
 }
 
 describe('SymbolStore.apply', () => {
@@ -26,9 +37,9 @@ describe('SymbolStore.apply', () => {
     expect(st!.symbol).toBe('AAPL');
     expect(st!.q).toBe(1);
     expect(st!.feed).toBe('eq');
-    expect(st!.changed).toBe(mask('bid', 'ask'));
-    expect(st!.present).toBe(mask('bid', 'ask'));
-    expect(fieldsOf(st!.values, st!.present)).toEqual({ bid: 10, ask: 11 });
+    expect(changedMask(st!)).toBe(mask('bid', 'ask'));
+    expect(presentMask(st!)).toBe(mask('bid', 'ask'));
+    expect(st!.fields()).toEqual({ bid: 10, ask: 11 });
     expect(store.size).toBe(1);
     expect(store.get('AAPL')).toBe(st);
   });
@@ -38,11 +49,11 @@ describe('SymbolStore.apply', () => {
     store.apply(tick('A', { bid: 10, ask: 11 }), 'f');
     const st = store.apply(tick('A', { bid: 10, ask: 12, last: 11.5 }), 'f')!;
     expect(st.q).toBe(2);
-    expect(st.changed).toBe(mask('ask', 'last'));
-    expect(st.present).toBe(mask('bid', 'ask', 'last'));
-    expect(fieldsOf(st.values, st.changed)).toEqual({ ask: 12, last: 11.5 });
+    expect(changedMask(st)).toBe(mask('ask', 'last'));
+    expect(presentMask(st)).toBe(mask('bid', 'ask', 'last'));
+    expect(st.fields(st.q - 1)).toEqual({ ask: 12, last: 11.5 });
     expect(store.apply(tick('A', { volume: 100 }), 'f')!.q).toBe(3);
-    expect(st.present).toBe(mask('bid', 'ask', 'last', 'volume'));
+    expect(presentMask(st)).toBe(mask('bid', 'ask', 'last', 'volume'));
   });
 
   it('returns null for a tick that repeats the state, without advancing q', () => {
@@ -52,8 +63,8 @@ describe('SymbolStore.apply', () => {
     expect(store.apply(tick('A', { bid: 10, ask: 11 }), 'f')).toBeNull();
     const st = store.get('A')!;
     expect(st.q).toBe(1);
-    expect(st.changed).toBe(0);
-    expect(st.present).toBe(mask('bid', 'ask'));
+    expect(changedMask(st)).toBe(0);
+    expect(presentMask(st)).toBe(mask('bid', 'ask'));
     expect(store.apply(tick('A', { bid: 10.5 }), 'f')!.q).toBe(2);
   });
 
@@ -63,17 +74,17 @@ describe('SymbolStore.apply', () => {
     // An all-NaN tick carries nothing.
     expect(store.apply(tick('A', {}), 'f')).toBeNull();
     const st = store.apply(tick('A', { ask: 12 }), 'f')!;
-    expect(fieldsOf(st.values, st.present)).toEqual({ bid: 10, ask: 12 });
+    expect(st.fields()).toEqual({ bid: 10, ask: 12 });
     // Fields never sent stay NaN in the row and out of `present`.
     expect(st.values[FIELD_INDEX.get('last')!]).toBeNaN();
-    expect(st.present & mask('last')).toBe(0);
+    expect(presentMask(st) & mask('last')).toBe(0);
   });
 
   it('a new symbol whose first tick carries nothing exists with q = 0', () => {
     const store = new SymbolStore();
     expect(store.apply(tick('EMPTY', {}), 'f')).toBeNull();
     expect(store.get('EMPTY')?.q).toBe(0);
-    expect(store.get('EMPTY')?.present).toBe(0);
+    expect(presentMask(store.get('EMPTY')!)).toBe(0);
   });
 
   it('keeps symbols apart and records the feed that last changed each one', () => {
@@ -103,12 +114,50 @@ describe('SymbolStore.apply', () => {
     const store = new SymbolStore();
     CANONICAL_FIELDS.forEach((f, i) => {
       const st = store.apply(tick('A', { [f]: i + 1 }), 'f')!;
-      expect(st.changed).toBe(1 << i);
+      expect(changedMask(st)).toBe(1 << i);
       expect(st.q).toBe(i + 1);
     });
     const st = store.get('A')!;
-    expect(st.present).toBe((1 << FIELD_COUNT) - 1);
-    expect(Object.keys(fieldsOf(st.values, st.present))).toEqual([...CANONICAL_FIELDS]);
+    expect(presentMask(st)).toBe((1 << FIELD_COUNT) - 1);
+    expect(Object.keys(st.fields())).toEqual([...CANONICAL_FIELDS]);
+  });
+});
+
+describe('SymbolState.fields', () => {
+  it('keeps the fields changed since a q, in canonical order', () => {
+    const store = new SymbolStore();
+    // One tick per field: field i changes at q = i + 1, to i + 0.5.
+    CANONICAL_FIELDS.forEach((f, i) => store.apply(tick('A', { [f]: i + 0.5 }), 'f'));
+    const st = store.get('A')!;
+    expect(st.fields(FIELD_COUNT)).toEqual({});
+    expect(st.fields(FIELD_COUNT - 1)).toEqual({ seq: 12.5 });
+    store.apply(tick('A', { bid: 0.25, last: 4.25 }), 'f');
+    expect(st.fields(FIELD_COUNT)).toEqual({ bid: 0.25, last: 4.25 });
+    expect(Object.keys(st.fields(0))).toEqual([...CANONICAL_FIELDS]);
+  });
+});
+
+describe('SymbolStore.apply, configured fields', () => {
+  it('merges numeric and text fields of the schema like canonical ones', () => {
+    const schema = new FieldSchema([
+      { name: 'mark', type: 'number' },
+      { name: 'status', type: 'text' },
+    ]);
+    const store = new SymbolStore(schema);
+    const values = new Float64Array(schema.count).fill(NaN);
+    const texts: (string | null)[] = new Array(schema.count).fill(null);
+    values[schema.index.get('bid')!] = 1;
+    values[schema.index.get('mark')!] = 2;
+    texts[schema.index.get('status')!] = 'auction';
+    const t: Tick = { symbol: 'X', values, texts, counters: new FeedCounters() };
+    const st = store.apply(t, 'f')!;
+    expect(st.fields()).toEqual({ bid: 1, mark: 2, status: 'auction' });
+    // The same text again changes nothing; a new one is a change of its own.
+    values.fill(NaN);
+    expect(store.apply(t, 'f')).toBeNull();
+    texts[schema.index.get('status')!] = 'halted';
+    expect(store.apply(t, 'f')!.fields(1)).toEqual({ status: 'halted' });
+    expect(st.q).toBe(2);
   });
 });
 
@@ -228,16 +277,16 @@ describe('SymbolStore, properties', () => {
           }
           expect(st).not.toBeNull();
           expect(st!.q).toBe(m.q);
-          expect(fieldsOf(st!.values, st!.changed)).toEqual(changed);
+          expect(st!.fields(st!.q - 1)).toEqual(changed);
         }
         expect(store.size).toBe(model.size);
         for (const [symbol, m] of model) {
           const st = store.get(symbol)!;
           expect(st.q).toBe(m.q);
-          expect(fieldsOf(st.values, st.present)).toEqual(m.fields);
+          expect(st.fields()).toEqual(m.fields);
           // present is exactly the set of fields ever sent, and the rest are NaN.
           CANONICAL_FIELDS.forEach((f, i) => {
-            expect((st.present & (1 << i)) !== 0).toBe(f in m.fields);
+            expect((presentMask(st) & (1 << i)) !== 0).toBe(f in m.fields);
             if (!(f in m.fields)) expect(st.values[i]).toBeNaN();
           });
         }
@@ -263,20 +312,20 @@ describe('SymbolStore, properties', () => {
           seen.set(symbol, n);
           const client = clients.get(symbol);
           if (client) {
-            const upd = wire({ t: 'upd', s: symbol, q: st.q, d: fieldsOf(st.values, st.changed) });
+            const upd = wire({ t: 'upd', s: symbol, q: st.q, d: st.fields(st.q - 1) });
             // No gap: each upd is the next sequence number.
             expect(upd.q).toBe(client.q + 1);
             client.q = upd.q;
             Object.assign(client.view, upd.d);
           } else if (n >= joinAt[SYMBOLS.indexOf(symbol as (typeof SYMBOLS)[number])]!) {
-            const snap = wire({ t: 'snap', s: symbol, q: st.q, d: fieldsOf(st.values, st.present) });
+            const snap = wire({ t: 'snap', s: symbol, q: st.q, d: st.fields() });
             clients.set(symbol, { q: snap.q, view: { ...snap.d } });
           }
         }
         for (const [symbol, client] of clients) {
           const st = store.get(symbol)!;
           expect(client!.q).toBe(st.q);
-          expect(client!.view).toEqual(fieldsOf(st.values, st.present));
+          expect(client!.view).toEqual(st.fields());
         }
       }),
       { numRuns: 300 },

@@ -5,13 +5,13 @@
 import type * as UWS from 'uWebSockets.js';
 import type { Admission, UpgradeInfo } from '../access/admission.js';
 import type { Principal } from '../access/authenticator.js';
-import type { ClientSession, ClientSocket } from '../fanout/client-session.js';
 import type { SendStatus } from '../fanout/outbox.js';
+import type { ClientSocket, SessionHandle } from './connection.js';
 import type { StaticFile } from './static-files.js';
 
 /** Per-connection data uWS keeps for us: created only once the upgrade is admitted. */
 interface SocketData {
-  session: ClientSession | null;
+  session: SessionHandle | null;
   principal: Principal;
   ip: string;
 }
@@ -32,7 +32,7 @@ export interface TransportOptions {
   release(ip: string, user: string): void;
   /** Header holding the client address from a trusted proxy ('' for none). */
   proxyHeader: string;
-  openSession(socket: ClientSocket, principal: Principal): ClientSession;
+  openSession(socket: ClientSocket, principal: Principal): SessionHandle;
   routes: Record<string, HttpRoute>;
   /** Serve the HTTP routes on this separate port instead (null: on `port`). */
   adminPort: number | null;

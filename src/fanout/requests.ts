@@ -1,0 +1,162 @@
+/**
+ * Client requests: what each op does once decoded and validated. Answers
+ * are values (ack, err), never exceptions; a request that breaks a limit
+ * counts as a violation of the connection's allowance.
+ */
+import type { Principal } from '../access/authenticator.js';
+import { encode } from '../protocol/codec.js';
+import { isValidSymbol } from '../protocol/fields.js';
+import type { AckError, ClientRequest, RequestError } from '../protocol/messages.js';
+import type { MessageType } from './counters.js';
+import type { SessionContext } from './session-context.js';
+import type { Subscription } from './subscription.js';
+
+/** What request handling needs from the session it serves. */
+export interface RequestSession {
+  readonly isOpen: boolean;
+  /** Who this is and what they may see; replaced by a successful `auth`. */
+  principal: Principal;
+  push(type: MessageType, bytes: Uint8Array): void;
+  /** Answers with err; a violation also counts against the connection's allowance. */
+  reject(e: RequestError, isViolation: boolean): void;
+  /** Counts a violation without an err of its own (the ack says what was refused). */
+  violation(): void;
+  /** The client's subscription to (kind, symbol), if any. */
+  subscription(kind: number, symbol: string): Subscription | undefined;
+  /** Creates a subscription; null when the connection holds its maximum already. */
+  addSubscription(kind: number, symbol: string): Subscription | null;
+  /** Ends a subscription: nothing more is queued for it. */
+  endSubscription(sub: Subscription): void;
+  /** Every subscription of the client. */
+  subscriptions(): Iterable<Subscription>;
+  /** The client subscribed to something (the idle timeout no longer applies). */
+  markSubscribed(): void;
+}
+
+const BAD_SYMBOL_MSG = 'symbol must be a string of 1-64 characters without control characters';
+
+function badSymbol(s: unknown): AckError {
+  return { s: typeof s === 'string' ? s.slice(0, 64) : null, code: 'BAD_SYMBOL', msg: BAD_SYMBOL_MSG };
+}
+
+/** Handles one valid request. */
+export function handleRequest(session: RequestSession, ctx: SessionContext, req: ClientRequest): void {
+  switch (req.op) {
+    case 'sub':
+      subscribe(session, ctx, 0, req.symbols, req.snapshot, req.throttleMs, req.id);
+      break;
+    case 'unsub':
+      unsubscribe(session, 0, req.symbols, req.id);
+      break;
+    case 'ping':
+      session.push('pong', encode({ t: 'pong', id: req.id, ts: req.ts, serverTs: ctx.clock.now() }));
+      break;
+    case 'symbols': {
+      const max = ctx.config.limits.maxListSymbols;
+      const ent = session.principal.entitlements;
+      const store = ctx.store;
+      const { symbols, more } = store.list(req.prefix, Math.min(req.limit ?? max, max), ent.all ? null : (s) => ent.allows(store.get(s)!.feed, s));
+      session.push('symbols', encode({ t: 'symbols', id: req.id, symbols, more }));
+      break;
+    }
+    case 'auth':
+      reauthenticate(session, ctx, req.token, req.id);
+      break;
+  }
+}
+
+function subscribe(
+  session: RequestSession,
+  ctx: SessionContext,
+  kind: number,
+  symbols: unknown[],
+  snapshot: boolean,
+  throttleMs: number,
+  id: ClientRequest['id'],
+): void {
+  const ok: string[] = [];
+  const err: AckError[] = [];
+  const accepted: Subscription[] = [];
+  const max = ctx.config.limits.maxSymbolsPerClient;
+  const th = ctx.config.throttle;
+  // Bounded by configuration rather than refused: the ack says what applies.
+  const throttle = throttleMs === 0 ? 0 : Math.min(th.maxMs, Math.max(th.minMs, throttleMs));
+  const states = ctx.kinds[kind]!;
+  let overLimit = false;
+  for (const s of symbols) {
+    if (!isValidSymbol(s)) {
+      err.push(badSymbol(s));
+      continue;
+    }
+    const known = states.state(s);
+    const ent = session.principal.entitlements;
+    if (!ent.all && (known !== undefined ? !ent.allows(known.feed, s) : !ent.mayAllow(s))) {
+      err.push({ s, code: 'NOT_ENTITLED', msg: 'not entitled to this symbol' });
+      ctx.counters.rejected.NOT_ENTITLED++;
+      continue;
+    }
+    const sub = session.subscription(kind, s) ?? session.addSubscription(kind, s);
+    if (sub === null) {
+      err.push({ s, code: 'LIMIT_EXCEEDED', msg: `at most ${max} symbols per connection` });
+      overLimit = true;
+      continue;
+    }
+    sub.throttleMs = throttle;
+    ok.push(s);
+    accepted.push(sub);
+  }
+  if (overLimit) session.violation();
+  if (ok.length > 0) session.markSubscribed();
+  session.push('ack', encode({ t: 'ack', id, op: 'sub', ok, err, throttleMs: throttle === 0 ? undefined : throttle }));
+  for (const sub of accepted) ctx.delivery.started(sub, snapshot);
+}
+
+function unsubscribe(session: RequestSession, kind: number, symbols: unknown[], id: ClientRequest['id']): void {
+  const ok: string[] = [];
+  const err: AckError[] = [];
+  for (const s of symbols) {
+    if (!isValidSymbol(s)) {
+      err.push(badSymbol(s));
+      continue;
+    }
+    const sub = session.subscription(kind, s);
+    if (sub !== undefined) session.endSubscription(sub);
+    ok.push(s);
+  }
+  session.push('ack', encode({ t: 'ack', id, op: 'unsub', ok, err }));
+}
+
+/** `op: auth`: a fresh token for the same user extends the session and replaces its entitlements. */
+function reauthenticate(session: RequestSession, ctx: SessionContext, token: string, id: ClientRequest['id']): void {
+  const auth = ctx.authenticator;
+  if (auth === null || auth.mode === 'none') {
+    session.push('ack', encode({ t: 'ack', id, op: 'auth', ok: [], err: [] }));
+    return;
+  }
+  void auth.authenticate(token).then((r) => {
+    if (!session.isOpen) return;
+    if (!r.ok || r.principal.user !== session.principal.user) {
+      const code = r.ok ? 'AUTH_INVALID' : r.code === 'AUTH_EXPIRED' ? 'AUTH_EXPIRED' : 'AUTH_INVALID';
+      session.reject({ code, msg: r.ok ? 'the token is for another user' : r.msg, ...(id === undefined ? {} : { id }) }, true);
+      ctx.scheduler.run();
+      return;
+    }
+    session.principal = r.principal;
+    // Entitlements may have shrunk: end what is no longer allowed.
+    const ent = r.principal.entitlements;
+    const dropped: string[] = [];
+    if (!ent.all) {
+      for (const sub of [...session.subscriptions()]) {
+        const st = ctx.kinds[sub.kind]!.state(sub.symbol);
+        if (st !== undefined ? !ent.allows(st.feed, sub.symbol) : !ent.mayAllow(sub.symbol)) {
+          session.endSubscription(sub);
+          dropped.push(sub.symbol);
+        }
+      }
+    }
+    session.push(
+      'ack',
+      encode({ t: 'ack', id, op: 'auth', ok: [], err: dropped.map((s) => ({ s, code: 'NOT_ENTITLED', msg: 'no longer entitled; unsubscribed' })), exp: r.principal.expiresAt ?? undefined }),
+    );
+  });
+}
