@@ -1,6 +1,7 @@
 /**
- * tickgate dashboard: a watchlist with live prices, a symbol picker and a
- * chart of the selected symbol, on the client SDK.
+ * tickgate dashboard: a watchlist with live prices, a symbol picker, a
+ * column picker for the other fields in the data, and a chart of the
+ * selected symbol, on the client SDK.
  *
  * Messages only update the SDK's merged state and mark symbols dirty; the
  * screen is drawn once per animation frame from that state, so the cost of
@@ -13,9 +14,10 @@ import 'uplot/dist/uPlot.min.css';
 import './styles.css';
 import { TickgateClient, type ConnectionStatus, type Update } from '../src/client/index.js';
 import { PriceChart } from './chart.js';
+import { ColumnMenu } from './column-menu.js';
 import { bytes, millis } from './format.js';
 import { Picker } from './picker.js';
-import { loadSelected, loadWatchlist, saveSelected, saveWatchlist } from './storage.js';
+import { loadColumns, loadSelected, loadWatchlist, saveColumns, saveSelected, saveWatchlist } from './storage.js';
 import { Watchlist } from './watchlist.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -76,6 +78,24 @@ new Picker($<HTMLInputElement>('picker'), $<HTMLUListElement>('suggestions'), {
   search: async (prefix, limit) => (await client.symbols(prefix, limit)).symbols,
   has: (s) => watchlist.has(s),
   pick: addSymbol,
+});
+
+// ---- field columns ----
+
+new ColumnMenu($<HTMLButtonElement>('columns-button'), $('columns-menu'), {
+  *seen() {
+    for (const s of watchlist.symbols) {
+      const st = client.state(s);
+      if (st !== undefined) yield* Object.keys(st);
+    }
+  },
+  chosen: () => watchlist.columns,
+  toggle(field, on) {
+    const now = watchlist.columns.filter((f) => f !== field);
+    if (on) now.push(field);
+    watchlist.setColumns(now);
+    saveColumns(now);
+  },
 });
 
 // ---- the render loop: one frame draws every dirty row ----
@@ -190,6 +210,7 @@ setInterval(() => {
 
 // ---- start ----
 
+watchlist.setColumns(loadColumns());
 const initial = loadWatchlist();
 for (const s of initial) watchlist.add(s);
 $('empty').hidden = initial.length > 0;

@@ -3,9 +3,11 @@
  * once per animation frame and touches just the dirty rows that are on
  * screen, writing a cell only when its text changes. A row scrolled out of
  * view is brought up to date when it comes back. Price cells flash green or
- * red on a change (Web Animations: no reflow, no timers).
+ * red on a change (Web Animations: no reflow, no timers). Field columns
+ * (the column picker's) sit between Volume and Age.
  */
 import type { SymbolState, SymbolStatus } from '../src/client/index.js';
+import { formatNumber, label } from './columns.js';
 import { age, decimalsOf, percent, price, signed, volume } from './format.js';
 
 const FLASH: KeyframeAnimationOptions = { duration: 450, easing: 'ease-out' };
@@ -29,10 +31,14 @@ class Row {
   decimals = 2;
   /** Source time of the symbol's last tick. */
   ts = Number.NaN;
+  /** One cell per field column, in column order, and the decimals each has shown. */
+  fields: HTMLTableCellElement[] = [];
+  fieldDecimals: number[] = [];
 
   constructor(
     readonly symbol: string,
     readonly tr: HTMLTableRowElement,
+    columns: readonly string[],
   ) {
     const q = (sel: string): HTMLTableCellElement => tr.querySelector<HTMLTableCellElement>(sel)!;
     this.name = tr.querySelector<HTMLElement>('.name')!;
@@ -45,6 +51,20 @@ class Row {
     this.age = q('.age');
     tr.dataset['symbol'] = symbol;
     this.name.textContent = symbol;
+    this.setColumns(columns);
+  }
+
+  /** Replaces the field cells (empty until the next render). */
+  setColumns(columns: readonly string[]): void {
+    for (const td of this.fields) td.remove();
+    this.fields = columns.map((f) => {
+      const td = document.createElement('td');
+      td.className = 'num field';
+      td.dataset['field'] = f;
+      this.tr.insertBefore(td, this.age);
+      return td;
+    });
+    this.fieldDecimals = columns.map(() => 0);
   }
 }
 
@@ -71,6 +91,9 @@ export class Watchlist {
   private readonly visible = new Set<string>();
   private readonly observer: IntersectionObserver;
   private selected: string | null = null;
+  /** The field columns shown, in order. */
+  private fieldColumns: readonly string[] = [];
+  private readonly head: HTMLTableRowElement;
 
   constructor(
     private readonly tbody: HTMLTableSectionElement,
@@ -80,8 +103,9 @@ export class Watchlist {
     events: WatchlistEvents,
     /** The scrolling element around the table, and a way to ask for a frame. */
     scroller: HTMLElement,
-    requestRender: () => void,
+    private readonly requestRender: () => void,
   ) {
+    this.head = (tbody.parentElement as HTMLTableElement).tHead!.rows[0]!;
     this.observer = new IntersectionObserver(
       (entries) => {
         let more = false;
@@ -112,6 +136,31 @@ export class Watchlist {
     });
   }
 
+  /** The field columns shown, in order. */
+  get columns(): readonly string[] {
+    return this.fieldColumns;
+  }
+
+  /** Shows these field columns, in this order; every row is redrawn (those out of view when scrolled to). */
+  setColumns(fields: readonly string[]): void {
+    this.fieldColumns = [...fields];
+    for (const th of this.head.querySelectorAll('th.field')) th.remove();
+    const before = this.head.querySelector('th.age');
+    for (const f of this.fieldColumns) {
+      const th = document.createElement('th');
+      th.className = 'field';
+      th.dataset['field'] = f;
+      th.title = f;
+      th.textContent = label(f);
+      this.head.insertBefore(th, before);
+    }
+    for (const row of this.rows.values()) {
+      row.setColumns(this.fieldColumns);
+      this.markDirty(row.symbol);
+    }
+    this.requestRender();
+  }
+
   get symbols(): string[] {
     return [...this.rows.keys()];
   }
@@ -123,7 +172,7 @@ export class Watchlist {
   add(symbol: string): void {
     if (this.rows.has(symbol)) return;
     const tr = (this.template.content.firstElementChild as HTMLTableRowElement).cloneNode(true) as HTMLTableRowElement;
-    const row = new Row(symbol, tr);
+    const row = new Row(symbol, tr, this.fieldColumns);
     this.rows.set(symbol, row);
     this.tbody.appendChild(tr);
     this.observer.observe(tr);
@@ -205,6 +254,25 @@ export class Watchlist {
     }
     setText(row.vol, volume(st.volume));
     if (st.ts !== undefined) row.ts = st.ts;
+    for (let i = 0; i < row.fields.length; i++) this.fieldCell(row, i, st[this.fieldColumns[i]!], d);
+  }
+
+  /** Writes a field cell: text as it is, numbers formatted for their field. */
+  private fieldCell(row: Row, i: number, v: number | string | undefined, rowDecimals: number): void {
+    if (v === undefined) return;
+    const cell = row.fields[i]!;
+    const text = typeof v === 'string';
+    cell.classList.toggle('text', text);
+    if (text) {
+      setText(cell, v);
+      // Cut to the column's width: the whole text (at most 64 characters) on hover.
+      if (cell.title !== v) cell.title = v;
+      return;
+    }
+    const [s, decimals] = formatNumber(this.fieldColumns[i]!, v, rowDecimals, row.fieldDecimals[i]!);
+    row.fieldDecimals[i] = decimals;
+    setText(cell, s);
+    if (cell.title !== '') cell.title = '';
   }
 
   /** Writes a price cell and flashes it by direction; returns the value now shown. */

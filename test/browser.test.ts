@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real Chromium (Debian's, driven by playwright-core):
  * served by the gateway, fed by it, surviving a gateway restart, showing
- * stale symbols, and keeping up with 200 ticking symbols.
+ * stale symbols, adding field columns with the column picker, and keeping
+ * up with 200 ticking symbols.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -179,6 +180,58 @@ describe('dashboard', () => {
       await nc.close();
       await gw.stop();
       await nats.stop();
+    }
+  }, 60_000);
+
+  it('adds a field column with the column picker, shows its values moving, and keeps it after a reload', async () => {
+    // A fresh embedded market: sessions just opened, so new highs come often.
+    const gw = await startGateway({ embedded: { symbols: 200, ticksPerSec: 2000 } });
+    try {
+      const watched = ['AAPL', 'MSFT', 'NVDA', 'EUR/USD', 'GBP/USD', 'BTC/USDT', 'ETH/USDT'];
+      const { page, errors } = await openPage(`${gw.http}/`, watched);
+      for (const s of watched) await expect.poll(() => cell(page, s, 'last').textContent(), { timeout: 10_000 }).not.toBe('');
+      const menu = page.locator('#columns-menu');
+      const high = (s: string) => page.locator(`tr[data-symbol="${s}"] td[data-field="high"]`);
+
+      // The picker offers the fields in the data that no fixed column shows.
+      await page.locator('#columns-button').click();
+      await menu.waitFor();
+      const offered = await menu.locator('input[data-field]').evaluateAll((els) => els.map((e) => (e as unknown as { dataset: { field: string } }).dataset.field));
+      expect(offered).toEqual(['bidSize', 'askSize', 'lastSize', 'open', 'high', 'low', 'close', 'ts', 'seq']);
+      await menu.locator('input[data-field="high"]').check();
+      expect(await page.locator('thead th[data-field="high"]').textContent()).toBe('High');
+
+      // Every row shows its session high, formatted as a price, at or above its last trade.
+      const num = (t: string | null) => Number((t ?? '').replace(/,/g, ''));
+      for (const s of watched) {
+        await expect.poll(() => high(s).textContent(), { timeout: 5000 }).toMatch(/^\d[\d,]*\.\d+$/);
+        const [h, last] = await Promise.all([high(s).textContent(), cell(page, s, 'last').textContent()]);
+        expect(num(h), `${s} high ${h} last ${last}`).toBeGreaterThanOrEqual(num(last));
+      }
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-columns-menu.png` });
+      await page.keyboard.press('Escape');
+      await expect.poll(() => menu.isHidden()).toBe(true);
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-columns.png` });
+      // The values move: some row makes a new high.
+      const before = await Promise.all(watched.map((s) => high(s).textContent()));
+      await expect
+        .poll(async () => (await Promise.all(watched.map((s) => high(s).textContent()))).some((t, i) => t !== before[i]), { timeout: 15_000 })
+        .toBe(true);
+
+      // The choice survives a reload (localStorage), and the picker shows it.
+      await page.reload();
+      await expect.poll(() => high('AAPL').textContent(), { timeout: 10_000 }).toMatch(/^\d[\d,]*\.\d+$/);
+      expect(await page.locator('thead th[data-field]').evaluateAll((els) => els.map((e) => e.textContent))).toEqual(['High']);
+      await page.locator('#columns-button').click();
+      expect(await menu.locator('input[data-field="high"]').isChecked()).toBe(true);
+
+      // And unchecking removes it.
+      await menu.locator('input[data-field="high"]').uncheck();
+      expect(await page.locator('td[data-field]').count()).toBe(0);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      await gw.stop();
     }
   }, 60_000);
 

@@ -14,6 +14,7 @@ import type {
   AckResult,
   ClientOptions,
   CloseInfo,
+  ConfiguredFields,
   ConnectionStatus,
   Heartbeat,
   ServerHello,
@@ -116,8 +117,14 @@ function off<T>(list: T[], fn: T): () => void {
  * await client.connect();
  * await client.subscribe(['AAPL', 'EUR/USD'], { throttleMs: 250 });
  * ```
+ *
+ * `X` declares the deployment's configured fields (`schema.fields`) for
+ * typed access, e.g. `new TickgateClient<{ mark: number; status: string }>(…)`
+ * makes `u.state.status` a `string | undefined`. It is a declaration only:
+ * the server does not announce its fields and the client keeps whatever
+ * values arrive. Without it, a non-canonical key reads as `number | string`.
  */
-export class TickgateClient {
+export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   private readonly urls: string[];
   private token: string | undefined;
   private readonly tokenTransport: 'protocol' | 'query';
@@ -159,12 +166,12 @@ export class TickgateClient {
   private connectTimer: Timer | null = null;
   private reconnectTimer: Timer | null = null;
 
-  private readonly updateListeners: Array<(u: Update) => void> = [];
+  private readonly updateListeners: Array<(u: Update<X>) => void> = [];
   private readonly statusListeners: Array<(symbol: string, status: SymbolStatus) => void> = [];
   private readonly connectionListeners: Array<(s: ConnectionStatus) => void> = [];
   private readonly heartbeatListeners: Array<(hb: Heartbeat) => void> = [];
   private readonly errorListeners: Array<(e: TickgateError) => void> = [];
-  private readonly queues = new Set<UpdateQueue>();
+  private readonly queues = new Set<UpdateQueue<X>>();
 
   /** Last round trip measured by `ping()`, milliseconds (NaN before the first). */
   lastRttMs = Number.NaN;
@@ -313,8 +320,8 @@ export class TickgateClient {
   }
 
   /** The merged state of a subscribed symbol (the live object; copy it to keep it), or undefined before its snapshot. */
-  state(symbol: string): Readonly<SymbolState> | undefined {
-    return this.syms.get(symbol)?.state ?? undefined;
+  state(symbol: string): Readonly<SymbolState<X>> | undefined {
+    return (this.syms.get(symbol)?.state ?? undefined) as SymbolState<X> | undefined;
   }
 
   /** The status of a subscribed symbol, or undefined when not yet known on this connection. */
@@ -328,7 +335,7 @@ export class TickgateClient {
   }
 
   /** Every applied snap and upd. Returns a function that removes the listener. */
-  onUpdate(fn: (u: Update) => void): () => void {
+  onUpdate(fn: (u: Update<X>) => void): () => void {
     return off(this.updateListeners, fn);
   }
 
@@ -357,8 +364,8 @@ export class TickgateClient {
    * that falls behind gets pending updates merged per symbol rather than an
    * ever-growing queue (`n` counts the merged messages).
    */
-  updates(): AsyncIterableIterator<Update> {
-    const q = new UpdateQueue((done) => this.queues.delete(done));
+  updates(): AsyncIterableIterator<Update<X>> {
+    const q = new UpdateQueue<X>((done) => this.queues.delete(done));
     if (this.stopped && this._status.state === 'closed' && this.everOpened) q.end();
     else this.queues.add(q);
     return q;
@@ -692,7 +699,9 @@ export class TickgateClient {
     if (typeof s !== 'string' || typeof q !== 'number' || typeof d !== 'object' || d === null) return;
     const sym = this.syms.get(s);
     if (sym === undefined) return; // unsubscribed: the server may still send until its ack
-    // The decoded map is ours alone: a snap's becomes the state, an upd's is the changed set.
+    // The decoded map is ours alone: a snap's becomes the state, an upd's is
+    // the changed set. Values are kept as decoded, numbers or strings (text
+    // fields): merging copies them without looking at their type.
     const fields = d as SymbolState;
     const snapshot = m['t'] === 'snap';
     let state: SymbolState;
@@ -711,7 +720,8 @@ export class TickgateClient {
       if (this.statusListeners.length > 0) emit(this.statusListeners, s, 'live' as SymbolStatus);
     }
     if (this.updateListeners.length === 0 && this.queues.size === 0) return;
-    const u: Update = { symbol: s, state, changed: fields, q, snapshot };
+    // X is the user's declaration of these same objects: a cast, no copy.
+    const u = { symbol: s, state, changed: fields, q, snapshot } as Update as Update<X>;
     const n = m['n'];
     if (typeof n === 'number') u.n = n;
     const ls = this.updateListeners;

@@ -10,6 +10,9 @@
  * await client.subscribe(['AAPL', 'EUR/USD']);
  * for await (const u of client.updates()) console.log(u.symbol, u.q, u.state.bid, u.state.ask);
  * ```
+ *
+ * A deployment's configured fields (`schema.fields`) can be declared for typed access:
+ * `new TickgateClient<{ mark: number; status: string }>(...)` gives `u.state.mark: number | undefined`.
  */
 export { TickgateClient, PROTOCOL_VERSION } from './client.js';
 export { TickgateError, ConnectError, ProtocolError, RequestError } from './errors.js';
@@ -18,8 +21,10 @@ export type {
   AckResult,
   ClientOptions,
   CloseInfo,
+  ConfiguredFields,
   ConnectionStatus,
   Field,
+  FieldValue,
   Heartbeat,
   ReconnectOptions,
   ServerHello,

@@ -21,24 +21,44 @@ export type Field =
   | 'seq';
 
 /**
- * A symbol's merged state: every field the feed has sent so far. Servers may
- * add fields within protocol v1, so unknown keys can appear too.
+ * A field's value on the wire: canonical fields are numbers; a deployment's
+ * configured fields (`schema.fields`) are numbers or, for `text` fields,
+ * strings of at most 64 characters.
  */
-export type SymbolState = { [K in Field]?: number } & Record<string, number>;
+export type FieldValue = number | string;
+
+/**
+ * The constraint on a client's configured-fields type `X`: field name to
+ * value type, e.g. `{ mark: number; status: string }`. A canonical name may
+ * appear only as `number`. Interfaces fit as well as type literals.
+ */
+export type ConfiguredFields<X> = { [K in keyof X]: K extends Field ? number : FieldValue };
+
+/**
+ * A symbol's merged state: every field the feed has sent so far. Canonical
+ * fields are numbers; the fields named in `X` (the deployment's configured
+ * fields, declared by the user: the server does not announce them) have the
+ * declared types; any other key may appear too (a configured field not
+ * declared, or one a newer server adds), as a number or a string.
+ *
+ * `X` is a declaration, not checked at runtime: the client keeps whatever
+ * value the server sent.
+ */
+export type SymbolState<X extends ConfiguredFields<X> = {}> = { [K in Field]?: number } & { [K in Exclude<keyof X, Field>]?: X[K] } & Record<string, FieldValue>;
 
 /** Per-symbol status from `stat`: `live` once data flows, `stale` when the gateway says its data is out of date. */
 export type SymbolStatus = 'live' | 'stale' | 'unknown';
 
-/** One applied `snap` or `upd`. */
-export interface Update {
+/** One applied `snap` or `upd`; `X` as in {@link SymbolState}. */
+export interface Update<X extends ConfiguredFields<X> = {}> {
   symbol: string;
   /**
    * The symbol's merged state, the object the client holds: later messages
    * update it in place. Copy it (`{ ...u.state }`) to keep a snapshot.
    */
-  state: Readonly<SymbolState>;
+  state: Readonly<SymbolState<X>>;
   /** The fields this message set: all of them for a snapshot. */
-  changed: Readonly<SymbolState>;
+  changed: Readonly<SymbolState<X>>;
   /** The symbol's sequence number on this connection (restarts after a reconnect). */
   q: number;
   /** True for a `snap`, which replaced the state, false for an `upd` merged into it. */

@@ -7,20 +7,21 @@
  * symbols however fast the stream and however slow the reader: the same
  * choice the gateway makes for a slow client.
  */
-import type { SymbolState, Update } from './types.js';
+import type { ConfiguredFields, SymbolState, Update } from './types.js';
 
 const DONE: IteratorReturnResult<undefined> = { value: undefined, done: true };
 
-export class UpdateQueue implements AsyncIterableIterator<Update> {
+/** `X`: the client's configured fields (types only; values are merged as they are, numbers or strings). */
+export class UpdateQueue<X extends ConfiguredFields<X> = {}> implements AsyncIterableIterator<Update<X>> {
   /** Waiting updates, one per symbol, in the order their symbol first fell behind. */
-  private readonly pending = new Map<string, Update>();
-  private waiter: ((r: IteratorResult<Update>) => void) | null = null;
+  private readonly pending = new Map<string, Update<X>>();
+  private waiter: ((r: IteratorResult<Update<X>>) => void) | null = null;
   private ended = false;
 
-  constructor(private readonly onEnd: (q: UpdateQueue) => void) {}
+  constructor(private readonly onEnd: (q: UpdateQueue<X>) => void) {}
 
   /** Hands one update to the reader, or merges it into the symbol's waiting one. */
-  push(u: Update): void {
+  push(u: Update<X>): void {
     if (this.ended) return;
     const w = this.waiter;
     if (w !== null) {
@@ -36,12 +37,13 @@ export class UpdateQueue implements AsyncIterableIterator<Update> {
     }
     // The rare, lagging path: a fresh object, since `held.changed` may be
     // the decoded message the caller's listeners also saw.
-    const changed: SymbolState = { ...held.changed };
-    for (const k in u.changed) changed[k] = u.changed[k]!;
-    const merged: Update = {
+    const changed: SymbolState = { ...(held.changed as SymbolState) };
+    const next = u.changed as SymbolState;
+    for (const k in next) changed[k] = next[k]!;
+    const merged: Update<X> = {
       symbol: u.symbol,
       state: u.state,
-      changed,
+      changed: changed as SymbolState<X>,
       q: u.q,
       snapshot: held.snapshot,
       n: (held.n ?? 1) + (u.n ?? 1),
@@ -49,7 +51,7 @@ export class UpdateQueue implements AsyncIterableIterator<Update> {
     this.pending.set(u.symbol, merged);
   }
 
-  next(): Promise<IteratorResult<Update>> {
+  next(): Promise<IteratorResult<Update<X>>> {
     for (const [symbol, u] of this.pending) {
       this.pending.delete(symbol);
       return Promise.resolve({ value: u, done: false });
@@ -61,7 +63,7 @@ export class UpdateQueue implements AsyncIterableIterator<Update> {
   }
 
   /** Called by `break` in a `for await` loop: stop receiving. */
-  return(): Promise<IteratorResult<Update>> {
+  return(): Promise<IteratorResult<Update<X>>> {
     this.pending.clear();
     this.end();
     return Promise.resolve(DONE);
