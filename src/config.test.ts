@@ -46,6 +46,7 @@ function expectMessage(err: ConfigError, ...parts: string[]): void {
 
 const SIM_FEED: FeedConfig = {
   name: 'sim',
+  kind: 'quote',
   subject: 'md.sim.>',
   codec: 'msgpack',
   symbolField: 's',
@@ -61,8 +62,8 @@ const README_EXAMPLE = {
   port: 8080,
   nats: { servers: ['nats://127.0.0.1:4222'] },
   feeds: [
-    { name: 'crypto', subject: 'md.crypto.>', codec: 'msgpack', symbolField: 's' },
-    { name: 'fx', subject: 'quotes.fx.>', codec: 'json', symbolField: 'pair', fields: { b: 'bid', a: 'ask', px: 'last' } },
+    { name: 'crypto', kind: 'quote', subject: 'md.crypto.>', codec: 'msgpack', symbolField: 's' },
+    { name: 'fx', kind: 'quote', subject: 'quotes.fx.>', codec: 'json', symbolField: 'pair', fields: { b: 'bid', a: 'ask', px: 'last' } },
   ],
 };
 
@@ -189,9 +190,10 @@ describe('loadConfig sources', () => {
     const cfg = load({ file: README_EXAMPLE });
     expect(cfg.nats.servers).toEqual(['nats://127.0.0.1:4222']);
     expect(cfg.feeds).toEqual<FeedConfig[]>([
-      { name: 'crypto', subject: 'md.crypto.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null },
+      { name: 'crypto', kind: 'quote', subject: 'md.crypto.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null },
       {
         name: 'fx',
+        kind: 'quote',
         subject: 'quotes.fx.>',
         codec: 'json',
         symbolField: 'pair',
@@ -207,8 +209,8 @@ describe('loadConfig sources', () => {
   it('fills feed defaults from the name', () => {
     const cfg = load({ file: { feeds: [{ name: 'eq' }, { name: 'fx', symbolToken: -1, queue: 'gw' }] } });
     expect(cfg.feeds).toEqual<FeedConfig[]>([
-      { name: 'eq', subject: 'md.eq.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null },
-      { name: 'fx', subject: 'md.fx.>', codec: 'msgpack', symbolField: 's', symbolToken: -1, fields: {}, queue: 'gw', staleAfterMs: 10_000, jetstream: null },
+      { name: 'eq', kind: 'quote', subject: 'md.eq.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null },
+      { name: 'fx', kind: 'quote', subject: 'md.fx.>', codec: 'msgpack', symbolField: 's', symbolToken: -1, fields: {}, queue: 'gw', staleAfterMs: 10_000, jetstream: null },
     ]);
   });
 });
@@ -286,8 +288,8 @@ describe('loadConfig errors', () => {
   });
 
   it('rejects a bad subject, symbolField or queue', () => {
-    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', subject: 'md..x' }] } })), 'feeds[0].subject', '"md..x"');
-    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', subject: 'md a' }] } })), 'feeds[0].subject', '"md a"');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', kind: 'quote', subject: 'md..x' }] } })), 'feeds[0].subject', '"md..x"');
+    expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', kind: 'quote', subject: 'md a' }] } })), 'feeds[0].subject', '"md a"');
     expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', symbolField: '' }] } })), 'feeds[0].symbolField', '""');
     expectMessage(configError(() => load({ file: { feeds: [{ name: 'a', queue: '' }] } })), 'feeds[0].queue', '""');
   });

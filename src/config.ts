@@ -28,9 +28,14 @@ export interface ApiKeyConfig {
 }
 
 /** One NATS feed as configured. */
+/** What a feed carries: merged quote records, or L2 order books. */
+export type FeedKind = 'quote' | 'book';
+
 export interface FeedConfig {
   /** Feed name, used in metrics and logs. */
   name: string;
+  /** What its payloads are (default quote). */
+  kind: FeedKind;
   /** NATS subject, wildcards allowed. */
   subject: string;
   codec: Codec;
@@ -85,13 +90,17 @@ function parseFeed(raw: unknown, i: number, targets: ReadonlySet<string> | null)
     throw new ConfigError(`${at('')}: expected an object, got ${describe(raw)}`);
   }
   const o = raw as Record<string, unknown>;
-  const known = new Set(['name', 'subject', 'codec', 'symbolField', 'symbolToken', 'fields', 'queue', 'staleAfterMs', 'jetstream']);
+  const known = new Set(['name', 'kind', 'subject', 'codec', 'symbolField', 'symbolToken', 'fields', 'queue', 'staleAfterMs', 'jetstream']);
   for (const k of Object.keys(o)) {
     if (!known.has(k)) throw new ConfigError(`${at(k)}: unknown key (expected one of ${[...known].join(', ')})`);
   }
   const name = o['name'];
   if (typeof name !== 'string' || !NAME_RE.test(name)) {
     throw new ConfigError(`${at('name')}: expected 1-32 characters of A-Z a-z 0-9 _ -, got ${describe(name)}`);
+  }
+  const kind = o['kind'] ?? 'quote';
+  if (kind !== 'quote' && kind !== 'book') {
+    throw new ConfigError(`${at('kind')}: expected "quote" or "book", got ${describe(kind)}`);
   }
   const subject = o['subject'] ?? `md.${name}.>`;
   if (typeof subject !== 'string' || !/^[^\s]+$/.test(subject) || subject.split('.').some((t) => t === '')) {
@@ -136,8 +145,15 @@ function parseFeed(raw: unknown, i: number, targets: ReadonlySet<string> | null)
   if (js !== null && (typeof js !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(js))) {
     throw new ConfigError(`${at('jetstream')}: expected a JetStream stream name (A-Z a-z 0-9 _ -) or null, got ${describe(js)}`);
   }
+  if (kind === 'book' && js !== null) {
+    throw new ConfigError(`${at('jetstream')}: warm start reads the last quote per subject; a book feed starts from its next snapshot, so set it to null, got ${describe(js)}`);
+  }
+  if (kind === 'book' && Object.keys(fields).length > 0) {
+    throw new ConfigError(`${at('fields')}: renames apply to quote fields; a book feed's payload keys are fixed (s, bids, asks, snapshot, seq, ts), got ${describe(rawFields)}`);
+  }
   return {
     name,
+    kind,
     subject,
     codec,
     symbolField,
@@ -430,6 +446,18 @@ const schema = {
       default: 5000,
     },
   },
+  book: {
+    maxLevels: {
+      doc: 'Price levels kept per side of each order book; levels beyond (the worst ones) are dropped and counted.',
+      format: intIn(1, 100_000),
+      default: 1000,
+    },
+    maxDepth: {
+      doc: 'Largest depth a client may subscribe to (depths are 1, 5, 10, 25, 50, 100, 500, 1000); at most book.maxLevels.',
+      format: intIn(1, 1000),
+      default: 100,
+    },
+  },
   throttle: {
     minMs: {
       doc: 'Smallest throttleMs a subscription may ask for; smaller values are raised to it.',
@@ -700,6 +728,9 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   }
   if (raw.workers > 1 && raw.port === 0) {
     throw new ConfigError('workers: several workers share one port; set port to a fixed port, not 0');
+  }
+  if (raw.book.maxDepth > raw.book.maxLevels) {
+    throw new ConfigError(`book.maxDepth: expected at most book.maxLevels (${raw.book.maxLevels}), got ${raw.book.maxDepth}`);
   }
   if (raw.throttle.minMs > raw.throttle.maxMs) {
     throw new ConfigError(`throttle.minMs: expected at most throttle.maxMs (${raw.throttle.maxMs}), got ${raw.throttle.minMs}`);

@@ -95,13 +95,17 @@ export class Gateway {
     this.hub.start();
     const hub = this.hub;
     const health = this.health;
-    await this.source.start(
-      (tick, feed) => {
+    await this.source.start({
+      tick: (tick, feed) => {
         health.seen(tick, feed);
         hub.onTick(tick, feed);
       },
-      (tick, feed) => hub.onWarmTick(tick, feed),
-    );
+      warm: (tick, feed) => hub.onWarmTick(tick, feed),
+      book: (event, feed) => {
+        health.seen(event, feed);
+        hub.onBook(event, feed);
+      },
+    });
     health.start();
     await this.transport.listen();
     this.status = { state: 'ready' };

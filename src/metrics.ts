@@ -8,6 +8,7 @@ import type { PlainHistogram } from './histogram.js';
 import type { AccessControl } from './access/admission.js';
 import type { FeedSource } from './feed/feed-source.js';
 import type { Hub } from './fanout/hub.js';
+import { BookCounters } from './feed/book-normalize.js';
 
 type Labels = Record<string, string>;
 type Sample = [Labels, number];
@@ -119,6 +120,27 @@ export function createMetrics(hub: Hub, source: FeedSource, access: AccessContro
   ]);
   readCounter(r, 'feed_reconnects_total', 'Feed source reconnects since start.', ['source'], () => [[{ source: source.kind }, source.reconnects]]);
   readGauge(r, 'symbols', 'Known symbols (with state).', [], () => [[{}, hub.store.size]]);
+  const books = () => source.normalizers.flatMap((n) => (n.counters instanceof BookCounters ? [[n.feed.name, n.counters] as const] : []));
+  readCounter(r, 'book_messages_total', 'Book messages applied (snapshots and level changes), per book feed.', ['feed'], () =>
+    books().map(([feed, c]) => [{ feed }, c.bookMessages]),
+  );
+  readCounter(r, 'book_rejected_total', 'Book messages refused, by reason (malformed, no snapshot yet, after a gap).', ['feed', 'reason'], () =>
+    books().flatMap(([feed, c]) => entries(c.rejected, 'reason').map(([l, v]): Sample => [{ feed, ...l }, v])),
+  );
+  readCounter(r, 'book_gaps_total', 'Sequence gaps in book changes: each marks the book stale until its next snapshot.', ['feed'], () =>
+    books().map(([feed, c]) => [{ feed }, c.gaps]),
+  );
+  readCounter(r, 'book_crossed_total', 'Book messages after which the book was crossed (best bid >= best ask); delivered all the same.', ['feed'], () =>
+    books().map(([feed, c]) => [{ feed }, c.crossed]),
+  );
+  readCounter(r, 'book_levels_dropped_total', 'Price levels dropped because a side held book.maxLevels already.', ['feed'], () =>
+    books().map(([feed, c]) => [{ feed }, c.levelsDropped]),
+  );
+  readGauge(r, 'books', 'Order books with state.', [], () => [[{}, hub.books.size]]);
+  readGauge(r, 'book_levels', 'Price levels held across all order books.', [], () => [[{}, hub.books.levels()]]);
+  readCounter(r, 'book_resubscribes_total', 'Book subscriptions renewed by a client that held them already (a resync, e.g. after a checksum mismatch).', [], () => [
+    [{}, hub.counters.bookResubscribes],
+  ]);
 
   readGauge(r, 'connections', 'Open WebSocket connections.', [], () => [[{}, connections()]]);
   readCounter(r, 'upgrades_rejected_total', 'WebSocket upgrades refused before any connection state, by code (authentication, origin, connection caps, draining).', ['code'], () =>

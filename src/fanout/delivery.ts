@@ -32,6 +32,7 @@ export class Delivery {
     const subs = this.index.of(k, st.symbol);
     if (subs === undefined) return;
     const kind = this.kinds[k]!;
+    const liveType = kind.liveType;
     for (const sub of subs) {
       const c = sub.client;
       if (c.conflating || sub.pendingN > 0) {
@@ -45,7 +46,7 @@ export class Delivery {
       } else if (sub.throttleMs > 0) {
         this.hold(kind, st, sub);
       } else {
-        c.push(kind.deltaType, kind.live(st, sub.view));
+        c.push(liveType, kind.live(st, sub.view));
       }
     }
   }
@@ -136,7 +137,7 @@ export class Delivery {
       c.push(kind.snapshotType, kind.snapshot(st, sub.view));
       if (st.stale) c.push('stat', kind.status(st.symbol, 'stale'));
     } else {
-      c.push(kind.deltaType, kind.release(st, sub));
+      c.push(kind.releaseType, kind.release(st, sub));
     }
     c.countMerged(sub.pendingReason, sub.pendingN - 1);
     sub.pendingN = 0;

@@ -10,11 +10,13 @@ import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { Tick } from '../feed/normalize.js';
 import { PlainHistogram } from '../histogram.js';
+import type { BookEvent } from '../feed/book-normalize.js';
+import { BookKind } from '../kinds/book-kind.js';
 import { QuoteKind } from '../kinds/quote-kind.js';
 import type { Logger } from '../log.js';
 import { encode } from '../protocol/codec.js';
 import { FieldSchema } from '../protocol/field-schema.js';
-import { PROTOCOL_VERSION, type ByeCode } from '../protocol/messages.js';
+import { PROTOCOL_VERSION, type ByeCode, type Channel } from '../protocol/messages.js';
 import type { SymbolStore } from '../state/symbol-state.js';
 import type { ClientSocket } from '../transport/connection.js';
 import { LATENCY_BUCKETS } from '../histogram.js';
@@ -36,10 +38,12 @@ const BUFFERED_BUCKETS = [0, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
 
 /** Kind numbers: a subscription's `kind` indexes the hub's kinds. */
 export const QUOTE = 0;
+export const BOOK = 1;
 
 export class Hub implements SessionContext {
   readonly schema: FieldSchema;
   readonly quotes: QuoteKind;
+  readonly books: BookKind;
   readonly kinds: readonly Kind[];
   readonly index: SubscriptionIndex;
   readonly delivery: Delivery;
@@ -60,12 +64,17 @@ export class Hub implements SessionContext {
   ) {
     this.schema = new FieldSchema(config.schema.fields);
     this.quotes = new QuoteKind(this.schema);
-    this.kinds = [this.quotes];
+    this.books = new BookKind(config);
+    this.kinds = [this.quotes, this.books];
     this.index = new SubscriptionIndex(this.kinds.length);
     this.delivery = new Delivery(this.kinds, this.index, clock);
     this.deliveryLatency = config.metrics.latency ? new PlainHistogram(LATENCY_BUCKETS) : null;
     this.scheduler = new FlushScheduler(config.ws.flushIntervalMs);
     this.registry = new SessionRegistry(this);
+  }
+
+  kindOf(channel: Channel): number {
+    return channel === 'book' ? BOOK : QUOTE;
   }
 
   /** Quote state by symbol. */
@@ -93,6 +102,17 @@ export class Hub implements SessionContext {
     if (st.stale) this.setStale(QUOTE, st, false);
     this.counters.stateUpdates++;
     this.delivery.changed(QUOTE, st);
+  }
+
+  /** One validated book message from feed `feed`. */
+  onBook(event: BookEvent, feed: string): void {
+    const books = this.books;
+    const st = books.apply(event, feed);
+    // A gap turned the book stale, or a snapshot after one made it live: say so first.
+    if (books.statusChange !== null) this.delivery.statusChanged(BOOK, books.statusChange);
+    if (st === null) return;
+    if (st.feedStale) this.setStale(BOOK, st, false);
+    this.delivery.changed(BOOK, st);
   }
 
   /**
@@ -129,8 +149,10 @@ export class Hub implements SessionContext {
   }
 
   private setStale(k: number, st: ChannelState, stale: boolean): void {
+    const before = st.stale;
     st.stale = stale;
-    this.delivery.statusChanged(k, st);
+    // A book waiting for a snapshot stays stale when its feed comes back.
+    if (st.stale !== before) this.delivery.statusChanged(k, st);
   }
 
   helloFor(sid: string, now: number): Uint8Array {

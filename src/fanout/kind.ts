@@ -23,9 +23,10 @@ import type { Subscription } from './subscription.js';
 export interface Kind<S extends ChannelState = ChannelState, E = unknown> {
   /** The channel name on the wire (`channel` in sub). */
   readonly name: string;
-  /** Message types of a snapshot and of a live or released delta, for the counters. */
+  /** Message types, for the counters: of a snapshot, of the live message of the change just applied, of a release. */
   readonly snapshotType: MessageType;
-  readonly deltaType: MessageType;
+  readonly liveType: MessageType;
+  readonly releaseType: MessageType;
   /** Applies one event from `feed`. */
   apply(event: E, feed: string): S | null;
   /** The channel's state, once it had an event. */

@@ -6,7 +6,7 @@
 import type { Principal } from '../access/authenticator.js';
 import { encode } from '../protocol/codec.js';
 import { isValidSymbol } from '../protocol/fields.js';
-import type { AckError, ClientRequest, RequestError } from '../protocol/messages.js';
+import type { AckError, Channel, ClientRequest, RequestError } from '../protocol/messages.js';
 import type { MessageType } from './counters.js';
 import type { SessionContext } from './session-context.js';
 import type { Subscription } from './subscription.js';
@@ -42,11 +42,17 @@ function badSymbol(s: unknown): AckError {
 /** Handles one valid request. */
 export function handleRequest(session: RequestSession, ctx: SessionContext, req: ClientRequest): void {
   switch (req.op) {
-    case 'sub':
-      subscribe(session, ctx, 0, req.symbols, req.snapshot, req.throttleMs, req.id);
+    case 'sub': {
+      const kind = ctx.kindOf(req.channel);
+      if (req.depth !== null && req.depth > ctx.config.book.maxDepth) {
+        session.reject({ code: 'BAD_REQUEST', msg: `sub: "depth" ${req.depth} exceeds this server's maximum of ${ctx.config.book.maxDepth}`, ...(req.id === undefined ? {} : { id: req.id }) }, false);
+        break;
+      }
+      subscribe(session, ctx, kind, req, req.depth ?? 0);
       break;
+    }
     case 'unsub':
-      unsubscribe(session, 0, req.symbols, req.id);
+      unsubscribe(session, ctx.kindOf(req.channel), req.channel, req.symbols, req.id);
       break;
     case 'ping':
       session.push('pong', encode({ t: 'pong', id: req.id, ts: req.ts, serverTs: ctx.clock.now() }));
@@ -65,15 +71,8 @@ export function handleRequest(session: RequestSession, ctx: SessionContext, req:
   }
 }
 
-function subscribe(
-  session: RequestSession,
-  ctx: SessionContext,
-  kind: number,
-  symbols: unknown[],
-  snapshot: boolean,
-  throttleMs: number,
-  id: ClientRequest['id'],
-): void {
+function subscribe(session: RequestSession, ctx: SessionContext, kind: number, req: Extract<ClientRequest, { op: 'sub' }>, view: number): void {
+  const { symbols, snapshot, throttleMs, id, channel } = req;
   const ok: string[] = [];
   const err: AckError[] = [];
   const accepted: Subscription[] = [];
@@ -95,23 +94,29 @@ function subscribe(
       ctx.counters.rejected.NOT_ENTITLED++;
       continue;
     }
-    const sub = session.subscription(kind, s) ?? session.addSubscription(kind, s);
+    const existing = session.subscription(kind, s);
+    // A client that resubscribes to a book (to resync after a checksum mismatch) gets a fresh window.
+    if (existing !== undefined && channel === 'book') ctx.counters.bookResubscribes++;
+    const sub = existing ?? session.addSubscription(kind, s);
     if (sub === null) {
       err.push({ s, code: 'LIMIT_EXCEEDED', msg: `at most ${max} symbols per connection` });
       overLimit = true;
       continue;
     }
     sub.throttleMs = throttle;
+    sub.view = view;
     ok.push(s);
     accepted.push(sub);
   }
   if (overLimit) session.violation();
   if (ok.length > 0) session.markSubscribed();
-  session.push('ack', encode({ t: 'ack', id, op: 'sub', ok, err, throttleMs: throttle === 0 ? undefined : throttle }));
+  // Quote acks stay as they were; other channels are echoed, with their view.
+  const echo = channel === 'quote' ? {} : { channel, depth: channel === 'book' ? view : undefined };
+  session.push('ack', encode({ t: 'ack', id, op: 'sub', ok, err, throttleMs: throttle === 0 ? undefined : throttle, ...echo }));
   for (const sub of accepted) ctx.delivery.started(sub, snapshot);
 }
 
-function unsubscribe(session: RequestSession, kind: number, symbols: unknown[], id: ClientRequest['id']): void {
+function unsubscribe(session: RequestSession, kind: number, channel: Channel, symbols: unknown[], id: ClientRequest['id']): void {
   const ok: string[] = [];
   const err: AckError[] = [];
   for (const s of symbols) {
@@ -123,7 +128,7 @@ function unsubscribe(session: RequestSession, kind: number, symbols: unknown[], 
     if (sub !== undefined) session.endSubscription(sub);
     ok.push(s);
   }
-  session.push('ack', encode({ t: 'ack', id, op: 'unsub', ok, err }));
+  session.push('ack', encode({ t: 'ack', id, op: 'unsub', ok, err, channel: channel === 'quote' ? undefined : channel }));
 }
 
 /** `op: auth`: a fresh token for the same user extends the session and replaces its entitlements. */

@@ -8,7 +8,7 @@ import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { PlainHistogram } from '../histogram.js';
 import type { Logger } from '../log.js';
-import type { ByeCode } from '../protocol/messages.js';
+import type { ByeCode, Channel } from '../protocol/messages.js';
 import type { SymbolStore } from '../state/symbol-state.js';
 import type { HubCounters } from './counters.js';
 import type { Delivery } from './delivery.js';
@@ -26,6 +26,8 @@ export interface SessionContext {
   readonly index: SubscriptionIndex;
   /** Kinds by number, as subscriptions name them. */
   readonly kinds: readonly Kind[];
+  /** The kind number of a channel. */
+  kindOf(channel: Channel): number;
   /** Quote state, for the symbol list. */
   readonly store: SymbolStore;
   /** Verifies `op: auth` tokens; null when authentication is off. */

@@ -5,7 +5,7 @@
  */
 import type { Config, FeedConfig } from '../config.js';
 import type { Logger } from '../log.js';
-import type { FeedSource, SourceStatus, TickSink } from './feed-source.js';
+import type { FeedSinks, FeedSource, SourceStatus, TickSink } from './feed-source.js';
 import { MarketSim, type SimTick } from './market-sim.js';
 import type { FieldSchema } from '../protocol/field-schema.js';
 import { Normalizer } from './normalize.js';
@@ -13,6 +13,7 @@ import { Normalizer } from './normalize.js';
 /** The embedded feed's name in metrics and logs. */
 export const EMBEDDED_FEED: FeedConfig = {
   name: 'sim',
+  kind: 'quote',
   subject: 'md.sim.>',
   codec: 'msgpack',
   symbolField: 's',
@@ -45,7 +46,8 @@ export class EmbeddedSource implements FeedSource {
     this.sim = new MarketSim({ symbols: e.symbols, seed: e.seed });
   }
 
-  async start(sink: TickSink, _warm: TickSink): Promise<void> {
+  async start(sinks: FeedSinks): Promise<void> {
+    const sink = sinks.tick;
     const e = this.config.embedded;
     const norm = this.normalizers[0]!;
     // Every symbol gets its first (full) tick at once, so snapshots exist from the start.

@@ -8,7 +8,7 @@
 import type { Clock, Repeating } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { FeedSource } from './feed-source.js';
-import type { Tick } from './normalize.js';
+import type { FeedCounters } from './normalize.js';
 
 /** How often feed health (connection, silence) is checked. */
 export const FEED_HEALTH_MS = 250;
@@ -24,9 +24,9 @@ export class FeedHealth {
     private readonly onChange: (feed: string, stale: boolean) => void,
   ) {}
 
-  /** Called with every live tick before it is applied: a stale feed's tick makes it live again. */
-  seen(tick: Tick, feed: string): void {
-    const c = tick.counters;
+  /** Called with every live tick or book message before it is applied: a stale feed's message makes it live again. */
+  seen(event: { readonly counters: FeedCounters }, feed: string): void {
+    const c = event.counters;
     if (!c.stale) return;
     c.stale = false;
     this.onChange(feed, false);

@@ -8,7 +8,8 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import { RateLimitedLog } from '../log.js';
-import type { FeedSource, SourceStatus, TickSink } from './feed-source.js';
+import { BookNormalizer } from './book-normalize.js';
+import type { FeedNormalizer, FeedSinks, FeedSource, SourceStatus, TickSink } from './feed-source.js';
 import type { FieldSchema } from '../protocol/field-schema.js';
 import { Normalizer } from './normalize.js';
 
@@ -19,7 +20,7 @@ export class NatsConnectError extends Error {
 
 export class NatsSource implements FeedSource {
   readonly kind = 'nats';
-  readonly normalizers: Normalizer[];
+  readonly normalizers: (Normalizer | BookNormalizer)[];
   status: SourceStatus = { state: 'starting' };
   reconnects = 0;
   private nc: NatsConnection | null = null;
@@ -31,11 +32,11 @@ export class NatsSource implements FeedSource {
     private readonly log: Logger,
     schema?: FieldSchema,
   ) {
-    this.normalizers = config.feeds.map((f) => new Normalizer(f, { schema, latency: config.metrics.latency }));
+    this.normalizers = config.feeds.map((f) => (f.kind === 'book' ? new BookNormalizer(f) : new Normalizer(f, { schema, latency: config.metrics.latency })));
     this.badLog = new RateLimitedLog(log);
   }
 
-  async start(sink: TickSink, warm: TickSink): Promise<void> {
+  async start(sinks: FeedSinks): Promise<void> {
     const n = this.config.nats;
     try {
       this.nc = await connect({
@@ -56,6 +57,7 @@ export class NatsSource implements FeedSource {
     for (const norm of this.normalizers) {
       const feed = norm.feed;
       const name = feed.name;
+      const handle = this.handler(norm, sinks);
       const sub = nc.subscribe(feed.subject, {
         ...(feed.queue ? { queue: feed.queue } : {}),
         callback: (err, msg) => {
@@ -63,19 +65,7 @@ export class NatsSource implements FeedSource {
             this.log.error({ err, feed: name }, 'NATS subscription error');
             return;
           }
-          const r = norm.fromBytes(msg.subject, msg.data);
-          if (typeof r === 'string') {
-            this.badLog.warn(`${name}:${r}`, { feed: name, reason: r, subject: msg.subject, bytes: msg.data.length }, 'invalid tick dropped');
-            return;
-          }
-          try {
-            norm.observe(r);
-            sink(r, name);
-          } catch (err) {
-            // A fault past the normalizer must not take the subscription down.
-            norm.counters.errors++;
-            this.badLog.warn(`${name}:error`, { feed: name, err }, 'tick processing failed');
-          }
+          handle(msg.subject, msg.data);
         },
       });
       this.subs.push(sub);
@@ -86,8 +76,45 @@ export class NatsSource implements FeedSource {
     // Live first, then the stored state: nothing published in between is missed,
     // and the warm sink never lets a stored value replace a live one.
     for (const norm of this.normalizers) {
-      if (norm.feed.jetstream !== null) await this.warmStart(nc, norm, warm);
+      if (norm instanceof Normalizer && norm.feed.jetstream !== null) await this.warmStart(nc, norm, sinks.warm);
     }
+  }
+
+  /** The per-message work of one feed, chosen once by its kind: decode, validate, hand over. */
+  private handler(norm: Normalizer | BookNormalizer, sinks: FeedSinks): (subject: string, data: Uint8Array) => void {
+    const name = norm.feed.name;
+    const guarded = (counters: FeedNormalizer['counters'], work: () => void) => {
+      try {
+        work();
+      } catch (err) {
+        // A fault past the normalizer must not take the subscription down.
+        counters.errors++;
+        this.badLog.warn(`${name}:error`, { feed: name, err }, 'message processing failed');
+      }
+    };
+    if (norm instanceof BookNormalizer) {
+      const book = sinks.book;
+      return (subject, data) => {
+        const r = norm.fromBytes(subject, data);
+        if (typeof r === 'string') {
+          this.badLog.warn(`${name}:${r}`, { feed: name, reason: r, subject, bytes: data.length }, 'invalid book message dropped');
+          return;
+        }
+        guarded(norm.counters, () => book(r, name));
+      };
+    }
+    const tick = sinks.tick;
+    return (subject, data) => {
+      const r = norm.fromBytes(subject, data);
+      if (typeof r === 'string') {
+        this.badLog.warn(`${name}:${r}`, { feed: name, reason: r, subject, bytes: data.length }, 'invalid tick dropped');
+        return;
+      }
+      guarded(norm.counters, () => {
+        norm.observe(r);
+        tick(r, name);
+      });
+    };
   }
 
   /** Reads the last message of every subject of the feed from its JetStream stream. */

@@ -11,6 +11,7 @@ const REASONS: readonly InvalidReason[] = ['decode', 'not_object', 'no_symbol', 
 function feed(overrides: Partial<FeedConfig> = {}): FeedConfig {
   return {
     name: 'test',
+    kind: 'quote',
     subject: 'md.test.>',
     codec: 'msgpack',
     symbolField: 's',

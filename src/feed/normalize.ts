@@ -75,11 +75,55 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structured
 /** Plain decimal text: digits, optional fraction and exponent, optional surrounding blanks (no hex or binary). */
 const DECIMAL = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
 
-function toNumber(v: unknown): number {
+/** A number, or a numeric string's value; NaN for anything else. */
+export function toNumber(v: unknown): number {
   if (typeof v === 'number') return v;
   // Some feeds send decimals as strings to keep their exact text.
   if (typeof v === 'string' && DECIMAL.test(v)) return Number(v);
   return NaN;
+}
+
+/** The result of decoding a payload that is not valid in its codec. */
+export const UNDECODABLE: unique symbol = Symbol('undecodable');
+
+/** The payload decoder of a codec: the decoded value, or UNDECODABLE. Chosen once per feed. */
+export function payloadDecoder(codec: FeedConfig['codec']): (data: Uint8Array) => unknown {
+  const text = new TextDecoder('utf-8', { fatal: true });
+  const decode = codec === 'msgpack' ? (data: Uint8Array) => unpackr.unpack(data) : (data: Uint8Array) => JSON.parse(text.decode(data)) as unknown;
+  return (data) => {
+    // 0xc1 is never valid MessagePack, but msgpackr returns a marker for it.
+    if (codec === 'msgpack' && data[0] === 0xc1) return UNDECODABLE;
+    try {
+      return decode(data);
+    } catch {
+      return UNDECODABLE;
+    }
+  };
+}
+
+/** Whether a decoded payload is a map (not an array, binary or scalar). */
+export function isPayloadMap(obj: unknown): obj is Record<string, unknown> {
+  return typeof obj === 'object' && obj !== null && !Array.isArray(obj) && !(obj instanceof Uint8Array);
+}
+
+/** {@link symbolOf}: the payload has no symbol. */
+export const NO_SYMBOL = 0;
+/** {@link symbolOf}: the payload's symbol is not a valid symbol. */
+export const BAD_SYMBOL = 1;
+
+/** The symbol of a payload, from its field or its subject token, or NO_SYMBOL / BAD_SYMBOL. */
+export function symbolOf(feed: FeedConfig, subject: string, src: Record<string, unknown>): string | typeof NO_SYMBOL | typeof BAD_SYMBOL {
+  let symbol: unknown;
+  if (feed.symbolToken === null) {
+    symbol = src[feed.symbolField];
+  } else {
+    const tokens = subject.split('.');
+    const t = feed.symbolToken;
+    symbol = tokens[t < 0 ? tokens.length + t : t];
+  }
+  if (symbol === undefined || symbol === null || symbol === '') return NO_SYMBOL;
+  if (!isValidSymbol(symbol)) return BAD_SYMBOL;
+  return symbol;
 }
 
 /** Normalizes payloads of one feed into canonical ticks. */
@@ -115,22 +159,13 @@ export class Normalizer {
       this.index.set(src, i);
     }
     if (feed.symbolToken === null) this.index.set(feed.symbolField, -1);
-    const text = new TextDecoder('utf-8', { fatal: true });
-    this.decode =
-      feed.codec === 'msgpack' ? (data) => unpackr.unpack(data) : (data) => JSON.parse(text.decode(data)) as unknown;
+    this.decode = payloadDecoder(feed.codec);
   }
 
   /** Decodes and normalizes one raw payload published on `subject`. */
   fromBytes(subject: string, data: Uint8Array): NormalizeResult {
-    let obj: unknown;
-    // 0xc1 is never valid MessagePack, but msgpackr returns a marker for it.
-    if (this.feed.codec === 'msgpack' && data[0] === 0xc1) {
-      this.counters.received++;
-      return this.reject('decode');
-    }
-    try {
-      obj = this.decode(data);
-    } catch {
+    const obj = this.decode(data);
+    if (obj === UNDECODABLE) {
       this.counters.received++;
       return this.reject('decode');
     }
@@ -140,20 +175,11 @@ export class Normalizer {
   /** Normalizes an already decoded payload. */
   fromObject(subject: string, obj: unknown): NormalizeResult {
     this.counters.received++;
-    if (typeof obj !== 'object' || obj === null || Array.isArray(obj) || obj instanceof Uint8Array) {
-      return this.reject('not_object');
-    }
-    const src = obj as Record<string, unknown>;
-    let symbol: unknown;
-    if (this.feed.symbolToken === null) {
-      symbol = src[this.feed.symbolField];
-    } else {
-      const tokens = subject.split('.');
-      const t = this.feed.symbolToken;
-      symbol = tokens[t < 0 ? tokens.length + t : t];
-    }
-    if (symbol === undefined || symbol === null || symbol === '') return this.reject('no_symbol');
-    if (!isValidSymbol(symbol)) return this.reject('bad_symbol');
+    if (!isPayloadMap(obj)) return this.reject('not_object');
+    const src = obj;
+    const symbol = symbolOf(this.feed, subject, src);
+    if (symbol === NO_SYMBOL) return this.reject('no_symbol');
+    if (symbol === BAD_SYMBOL) return this.reject('bad_symbol');
 
     const values = this.values;
     values.fill(NaN);

@@ -17,7 +17,8 @@ import type { Subscription } from '../fanout/subscription.js';
 export class QuoteKind implements Kind<SymbolState, Tick> {
   readonly name = 'quote';
   readonly snapshotType = 'snap';
-  readonly deltaType = 'upd';
+  readonly liveType = 'upd';
+  readonly releaseType = 'upd';
   readonly store: SymbolStore;
   // One-entry cache of the live upd: every subscriber of this fan-out gets
   // the same bytes. Not kept per symbol, so a quiet symbol pins no encoder slab.

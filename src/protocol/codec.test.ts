@@ -197,10 +197,12 @@ describe('encodeData (data messages)', () => {
 
 describe('decodeRequest, ops', () => {
   it('decodes sub with snapshot defaulting to true', () => {
-    expect(decodeRequest(binary({ op: 'sub', symbols: ['AAPL', 'MSFT'] }), true)).toEqual({ op: 'sub', symbols: ['AAPL', 'MSFT'], snapshot: true, throttleMs: 0 });
-    expect(decodeRequest(text('{"op":"sub","symbols":["A"],"snapshot":null}'), false)).toEqual({ op: 'sub', symbols: ['A'], snapshot: true, throttleMs: 0 });
+    expect(decodeRequest(binary({ op: 'sub', symbols: ['AAPL', 'MSFT'] }), true)).toEqual({ op: 'sub', channel: 'quote', depth: null, symbols: ['AAPL', 'MSFT'], snapshot: true, throttleMs: 0 });
+    expect(decodeRequest(text('{"op":"sub","symbols":["A"],"snapshot":null}'), false)).toEqual({ op: 'sub', channel: 'quote', depth: null, symbols: ['A'], snapshot: true, throttleMs: 0 });
     expect(decodeRequest(binary({ op: 'sub', symbols: ['A'], snapshot: false, id: 'r1' }), true)).toEqual({
       op: 'sub',
+      channel: 'quote',
+      depth: null,
       symbols: ['A'],
       snapshot: false,
       throttleMs: 0,
@@ -217,12 +219,12 @@ describe('decodeRequest, ops', () => {
 
   it('passes symbols through unvalidated (the session checks each one)', () => {
     const r = decodeRequest(text('{"op":"sub","symbols":["A",42,null,{"x":1}]}'), false);
-    expect(r).toEqual({ op: 'sub', symbols: ['A', 42, null, { x: 1 }], snapshot: true, throttleMs: 0 });
+    expect(r).toEqual({ op: 'sub', channel: 'quote', depth: null, symbols: ['A', 42, null, { x: 1 }], snapshot: true, throttleMs: 0 });
   });
 
   it('decodes unsub', () => {
-    expect(decodeRequest(text('{"op":"unsub","symbols":["A"],"id":9}'), false)).toEqual({ op: 'unsub', symbols: ['A'], id: 9 });
-    expect(decodeRequest(binary({ op: 'unsub', symbols: [] }), true)).toEqual({ op: 'unsub', symbols: [] });
+    expect(decodeRequest(text('{"op":"unsub","symbols":["A"],"id":9}'), false)).toEqual({ op: 'unsub', channel: 'quote', symbols: ['A'], id: 9 });
+    expect(decodeRequest(binary({ op: 'unsub', symbols: [] }), true)).toEqual({ op: 'unsub', channel: 'quote', symbols: [] });
   });
 
   it('decodes ping and echoes ts only when it is a number or a short string', () => {
@@ -411,7 +413,7 @@ describe('decodeRequest, hostile frames', () => {
 
   it('keeps the prototype clean for "__proto__" keys', () => {
     const r = decodeRequest(text('{"op":"sub","symbols":["A"],"__proto__":{"polluted":true,"id":"evil"}}'), false);
-    expect(r).toEqual({ op: 'sub', symbols: ['A'], snapshot: true, throttleMs: 0 });
+    expect(r).toEqual({ op: 'sub', channel: 'quote', depth: null, symbols: ['A'], snapshot: true, throttleMs: 0 });
     // The binary decoder refuses the key outright.
     const b = decodeRequest(binary(JSON.parse('{"op":"ping","__proto__":{"id":"evil","op":"sub"}}') as object), true);
     expectError(b, 'BAD_REQUEST');

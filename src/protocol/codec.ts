@@ -9,7 +9,7 @@
  */
 import { decode as decodeStrict, ExtData } from '@msgpack/msgpack';
 import { Packr } from 'msgpackr';
-import type { ClientRequest, RequestError, RequestId } from './messages.js';
+import { BOOK_DEPTHS, CHANNELS, DEFAULT_BOOK_DEPTH, type Channel, type ClientRequest, type RequestError, type RequestId } from './messages.js';
 
 // Standard MessagePack only: maps (not msgpackr records), no extensions, the
 // smallest map header, so any decoder (Python msgpack, @msgpack/msgpack) reads it.
@@ -103,7 +103,22 @@ export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientReque
     case 'unsub': {
       const symbols = m['symbols'];
       if (!Array.isArray(symbols)) return fail('BAD_REQUEST', `${op}: "symbols" must be an array of strings`, id);
-      if (op === 'unsub') return withId({ op, symbols });
+      const rawChannel = m['channel'] ?? 'quote';
+      if (!CHANNELS.includes(rawChannel as Channel)) {
+        return fail('BAD_REQUEST', `${op}: "channel" must be one of ${CHANNELS.join(', ')} (absent: quote)`, id);
+      }
+      const channel = rawChannel as Channel;
+      if (op === 'unsub') return withId({ op, channel, symbols });
+      const rawDepth = m['depth'] ?? null;
+      let depth: number | null = null;
+      if (channel === 'book') {
+        depth = rawDepth === null ? DEFAULT_BOOK_DEPTH : (rawDepth as number);
+        if (!(BOOK_DEPTHS as readonly unknown[]).includes(rawDepth ?? DEFAULT_BOOK_DEPTH)) {
+          return fail('BAD_REQUEST', `sub: "depth" must be one of ${BOOK_DEPTHS.join(', ')} (absent: ${DEFAULT_BOOK_DEPTH})`, id);
+        }
+      } else if (rawDepth !== null) {
+        return fail('BAD_REQUEST', 'sub: "depth" applies to channel book only', id);
+      }
       const snapshot = m['snapshot'];
       if (snapshot !== undefined && snapshot !== null && typeof snapshot !== 'boolean') {
         return fail('BAD_REQUEST', 'sub: "snapshot" must be a boolean', id);
@@ -112,7 +127,7 @@ export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientReque
       if (!Number.isSafeInteger(throttleMs) || (throttleMs as number) < 0) {
         return fail('BAD_REQUEST', 'sub: "throttleMs" must be a non-negative integer (milliseconds; 0 = no throttle)', id);
       }
-      return withId({ op, symbols, snapshot: snapshot !== false, throttleMs: throttleMs as number });
+      return withId({ op, channel, symbols, snapshot: snapshot !== false, throttleMs: throttleMs as number, depth });
     }
     case 'ping': {
       // Echo only scalars: the reply must not carry arbitrary client structures.

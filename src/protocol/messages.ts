@@ -26,10 +26,25 @@ export type SymbolStatus = 'live' | 'stale' | 'unknown';
 
 export type RequestId = string | number;
 
-/** Client -> server requests, after validation. */
+/** What a subscription is to: `quote` (the default) or `book`. */
+export type Channel = 'quote' | 'book';
+
+/** The channels a client may name, in the order error messages list them. */
+export const CHANNELS: readonly Channel[] = ['quote', 'book'];
+
+/** Depths a book subscription may ask for: a fixed set, so clients at one depth share encoded bytes. */
+export const BOOK_DEPTHS = [1, 5, 10, 25, 50, 100, 500, 1000] as const;
+
+/** Depth of a book subscription that names none. */
+export const DEFAULT_BOOK_DEPTH = 10;
+
+/** Levels per side covered by a book checksum (`cs`): the top min(depth, this). */
+export const CHECKSUM_LEVELS = 25;
+
+/** Client -> server requests, after validation. `depth` is null unless the channel is book. */
 export type ClientRequest =
-  | { op: 'sub'; id?: RequestId; symbols: unknown[]; snapshot: boolean; throttleMs: number }
-  | { op: 'unsub'; id?: RequestId; symbols: unknown[] }
+  | { op: 'sub'; id?: RequestId; channel: Channel; symbols: unknown[]; snapshot: boolean; throttleMs: number; depth: number | null }
+  | { op: 'unsub'; id?: RequestId; channel: Channel; symbols: unknown[] }
   | { op: 'ping'; id?: RequestId; ts?: unknown }
   | { op: 'symbols'; id?: RequestId; prefix: string; limit: number | undefined }
   | { op: 'auth'; id?: RequestId; token: string };
