@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { summarizeProfile } from './cpu-profile.js';
-import { evaluateTargets, mdTable, meanOverRounds, ratio, renderReport, stepRatios, type FanoutStep, type SuiteResult, type System } from './report.js';
+import { evaluateTargets, mdTable, meanOverRounds, ratio, renderReport, stepRatios, type BookStep, type BooksResult, type FanoutStep, type SuiteResult, type System } from './report.js';
 
 const lat = (p99: number) => ({ count: 1000, p50: p99 / 4, p90: p99 / 2, p99, p999: p99 * 1.5, max: p99 * 2 });
 
@@ -195,5 +195,80 @@ describe('report helpers', () => {
     // Samples at 1000, 1100, 1200, 1300, ...: only the first two fall in [1000, 1150).
     const win = summarizeProfile(profile, 10, [[1000, 1150]]);
     expect(win.top.map((e) => e.fn)).toEqual(['hot']);
+  });
+
+  it('adds the books scenario: its tables, and the exact-window target only when it ran', () => {
+    const bookStep = (mismatches: number): BookStep => ({
+      rate: 50_000,
+      levelChangesPerSec: 50_010,
+      messagesPerSec: 16_700,
+      publisherLagP99Ms: 2,
+      windowSeconds: 8,
+      connections: 200,
+      bupdPerSec: 67_000,
+      expectedBupdPerSec: 67_300,
+      emptyBupdShare: 0.07,
+      liveBooksPerSec: 0,
+      throttledBooksPerSec: 1800,
+      framesPerSec: 30_000,
+      bytesPerConnPerSec: 30_000,
+      gateway: { cpuPercent: 25, systemPercent: 5, usPerLevelChange: 5, usPerBupd: 3.7, deliveryUsPerBupd: 1.2, rssMiB: 120 },
+      gatewayBupdPerSec: 67_100,
+      gatewayBooksPerSec: 1800,
+      latency: lat(4),
+      throttledAge: lat(90),
+      unsampledBupd: 100,
+      bytesPerBupd: 87,
+      wholeWindowBytes: 677,
+      bytesRatio: 0.128,
+      byDepth: [
+        { depth: 10, bupdPerSec: 37_000, bytesPerBupd: 85.1, wholeWindowBytes: 420.6, ratio: 0.202, levelsPerBupd: 2.7 },
+        { depth: 25, bupdPerSec: 30_000, bytesPerBupd: 89, wholeWindowBytes: 992.6, ratio: 0.09, levelsPerBupd: 2.9 },
+      ],
+      throttledBytesPerBook: 700,
+      checksumChecks: 540_000,
+      checksumMismatches: mismatches,
+      qGaps: 0,
+      badRemovals: 0,
+      resubscribes: mismatches,
+      closedEarly: 0,
+      conflated: 0,
+      slowConsumers: 0,
+      busCpuPercent: 5,
+      publisherCpuPercent: 15,
+      clientCpuPercent: 30,
+      clientMaxProcPercent: 16,
+      clientProcs: 2,
+      clientEventLoopP99Ms: 5,
+      machineBusyPercent: 50,
+      otherProcessesPercent: 0,
+      serverCoreBusyPercent: 30,
+      serverCoreSoftirqPercent: 2,
+      otherCoresBusyPercent: 60,
+      warnings: [],
+    });
+    const books = (mismatches: number): BooksResult => ({
+      workload: { books: 200, levelsPerSide: 100, zipf: 1, levelsPerMessage: 3, clients: 200, booksPerClient: 5, pickZipf: 0, depths: [10, 25], throttledFraction: 0.2, throttleMs: 100, expectedBupdPerMessage: 4, loadProcs: 2 },
+      ingest: [
+        { rate: 50_000, levelChangesPerSec: 50_000, messagesPerSec: 16_700, publisherLagP99Ms: 2, windowSeconds: 8, gatewayBookMessagesPerSec: 16_700, rejected: 0, gateway: { cpuPercent: 10, systemPercent: 2, usPerLevelChange: 2, rssMiB: 100 }, busCpuPercent: 5, publisherCpuPercent: 15, otherProcessesPercent: 0, warnings: [] },
+      ],
+      steps: [bookStep(mismatches)],
+      errors: [],
+      notes: [],
+    });
+    const base = suite([step('tickgate', 1000, 100_000, 1, 2)]);
+    expect(evaluateTargets(base).some((t) => t.target.startsWith('books:'))).toBe(false);
+    const ok = evaluateTargets({ ...base, books: books(0) }).find((t) => t.target.startsWith('books:'));
+    expect(ok).toMatchObject({ verdict: 'met' });
+    expect(ok?.detail).toContain('540,000 checksums checked');
+    expect(evaluateTargets({ ...base, books: books(3) }).find((t) => t.target.startsWith('books:'))?.verdict).toBe('missed');
+    expect(evaluateTargets({ ...base, books: { ...books(0), steps: [], errors: ['gateway exited'] } }).find((t) => t.target.startsWith('books:'))).toMatchObject({ verdict: 'not measured', detail: 'gateway exited' });
+    const md = renderReport({ ...base, books: books(0) });
+    expect(md).toContain('## Order books: 200 books, 200 clients x 5 books');
+    expect(md).toContain('### Ingest only (no subscribers)');
+    expect(md).toContain('| 50,000 | 50,000 | 16,700 | 10.0 (2.0) | 2.000 | 500,000 |');
+    expect(md).toContain('| 50,010 | 10 | 37,000 | 2.70 | 85.1 | 420.6 | 0.202 |');
+    expect(md).toContain('| 50,010 | all | 67,000 |  | 87.0 | 677.0 | 0.128 |');
+    expect(md).toContain('67,000 (67,300)');
   });
 });

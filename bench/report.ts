@@ -149,6 +149,127 @@ export interface IsolationResult {
   error: string | null;
 }
 
+/** What the books scenario's gateway spent on ingest alone: a window before any client subscribed. */
+export interface BookIngestStep {
+  /** Level changes per second the publisher was asked for. */
+  rate: number;
+  /** What it published during the window: level changes and change messages per second. */
+  levelChangesPerSec: number;
+  messagesPerSec: number;
+  publisherLagP99Ms: number | null;
+  windowSeconds: number;
+  /** Book messages the gateway applied per second (its counter), and refused in the window. */
+  gatewayBookMessagesPerSec: number | null;
+  rejected: number | null;
+  /** The gateway: % of one core (of which kernel), CPU per level change in. */
+  gateway: { cpuPercent: number | null; systemPercent: number | null; usPerLevelChange: number | null; rssMiB: number | null };
+  busCpuPercent: number | null;
+  publisherCpuPercent: number | null;
+  /** Busy time of the machine (% of one core) that is neither softirq nor one of the scenario's processes. */
+  otherProcessesPercent: number | null;
+  warnings: string[];
+}
+
+/** Per depth, what the live (unthrottled) clients at that depth received, per second and per bupd. */
+export interface BookDepthStep {
+  depth: number;
+  bupdPerSec: number;
+  /** MessagePack bytes per bupd, and per whole window as one `book` message (what a gateway without deltas would send each time). */
+  bytesPerBupd: number | null;
+  wholeWindowBytes: number | null;
+  /** bupd bytes / whole-window bytes. */
+  ratio: number | null;
+  levelsPerBupd: number | null;
+}
+
+/** One step (level-change rate) of the books scenario with its clients. */
+export interface BookStep {
+  rate: number;
+  levelChangesPerSec: number;
+  messagesPerSec: number;
+  publisherLagP99Ms: number | null;
+  windowSeconds: number;
+  connections: number;
+  /** bupd the clients received per second, and what the subscriptions imply at the rate published. */
+  bupdPerSec: number;
+  expectedBupdPerSec: number;
+  /** Share of the bupd that named no level inside the client's window (q and cs only). */
+  emptyBupdShare: number | null;
+  /** `book` received per second: by unthrottled clients (first window, resync, release after backpressure), by throttled ones. */
+  liveBooksPerSec: number;
+  throttledBooksPerSec: number;
+  framesPerSec: number;
+  /** Received bytes per second per connection (every message, frame headers included). */
+  bytesPerConnPerSec: number;
+  /**
+   * The gateway: % of one core (of which kernel); CPU per level change in
+   * (everything it did, divided by the level changes published); CPU per
+   * bupd delivered; and the delivery share: CPU above the ingest-only window
+   * at the same rate, per bupd (null without that window).
+   */
+  gateway: { cpuPercent: number | null; systemPercent: number | null; usPerLevelChange: number | null; usPerBupd: number | null; deliveryUsPerBupd: number | null; rssMiB: number | null };
+  /** The gateway's own counters: bupd and book queued per second. */
+  gatewayBupdPerSec: number | null;
+  gatewayBooksPerSec: number | null;
+  /** Source time (carried in the sizes set) to client decode, per bupd with a level to read it from. */
+  latency: LatencySummary;
+  /** Throttled clients: age of the newest level of each `book` at decode. */
+  throttledAge: LatencySummary;
+  /** bupd with no level to read a time from (only removals or nothing inside the window). */
+  unsampledBupd: number;
+  /** All live clients: bytes per bupd and per whole window, and their ratio; then by depth. */
+  bytesPerBupd: number | null;
+  wholeWindowBytes: number | null;
+  bytesRatio: number | null;
+  byDepth: BookDepthStep[];
+  throttledBytesPerBook: number | null;
+  checksumChecks: number;
+  checksumMismatches: number;
+  qGaps: number;
+  badRemovals: number;
+  resubscribes: number;
+  closedEarly: number;
+  /** Gateway counters over the window: updates merged by backpressure, SLOW_CONSUMER disconnects. */
+  conflated: number | null;
+  slowConsumers: number | null;
+  busCpuPercent: number | null;
+  publisherCpuPercent: number | null;
+  clientCpuPercent: number | null;
+  clientMaxProcPercent: number | null;
+  clientProcs: number;
+  clientEventLoopP99Ms: number | null;
+  machineBusyPercent: number | null;
+  /** Busy time of the machine (% of one core) that is neither softirq nor one of the scenario's processes. */
+  otherProcessesPercent: number | null;
+  serverCoreBusyPercent: number | null;
+  serverCoreSoftirqPercent: number | null;
+  otherCoresBusyPercent: number | null;
+  warnings: string[];
+}
+
+export interface BooksResult {
+  workload: {
+    books: number;
+    levelsPerSide: number;
+    zipf: number;
+    levelsPerMessage: number;
+    clients: number;
+    booksPerClient: number;
+    /** Zipf exponent of the clients' picks (0: uniform). */
+    pickZipf: number;
+    depths: number[];
+    throttledFraction: number;
+    throttleMs: number;
+    /** bupd per change message the subscriptions imply. */
+    expectedBupdPerMessage: number;
+    loadProcs: number;
+  };
+  ingest: BookIngestStep[];
+  steps: BookStep[];
+  errors: string[];
+  notes: string[];
+}
+
 export interface SuiteResult {
   startedAt: string;
   seconds: number;
@@ -159,6 +280,8 @@ export interface SuiteResult {
   fanout: FanoutResult | null;
   connections: ConnectionsResult | null;
   isolation: IsolationResult | null;
+  /** The books scenario; absent in reports written before it existed. */
+  books?: BooksResult | null;
 }
 
 /** a / b rounded to 2 decimals, or null when either is missing or b is 0. */
@@ -338,6 +461,8 @@ export function evaluateTargets(r: SuiteResult): TargetResult[] {
     });
   }
 
+  if (r.books) out.push(...bookTargets(r.books));
+
   const c = r.connections;
   const last = c?.steps[c.steps.length - 1];
   if (c === null || last === undefined) out.push({ target: 'connections: 20,000 at < 10 KB gateway RSS each', verdict: 'not measured', detail: c?.error ?? 'not run' });
@@ -351,6 +476,125 @@ export function evaluateTargets(r: SuiteResult): TargetResult[] {
     });
   }
   return out;
+}
+
+/** The books scenario's targets (only when it ran). */
+export function bookTargets(b: BooksResult): TargetResult[] {
+  const label = 'books: every client window exact (0 checksum mismatches, 0 q gaps)';
+  if (b.steps.length === 0) return [{ target: label, verdict: 'not measured', detail: b.errors[0]?.slice(0, 200) ?? 'no step measured' }];
+  const bad = b.steps.filter((s) => s.checksumMismatches > 0 || s.qGaps > 0 || s.badRemovals > 0);
+  const checks = b.steps.reduce((a, s) => a + s.checksumChecks, 0);
+  return [
+    {
+      target: label,
+      verdict: bad.length === 0 ? 'met' : 'missed',
+      detail:
+        b.steps.map((s) => `${int(s.levelChangesPerSec)} level changes/s: ${int(s.checksumMismatches)} mismatches, ${int(s.qGaps)} q gaps`).join('; ') +
+        ` (${int(checks)} checksums checked)`,
+    },
+  ];
+}
+
+function booksText(b: BooksResult): string {
+  const w = b.workload;
+  const out: string[] = [
+    `## Order books: ${int(w.books)} books, ${w.clients} clients x ${w.booksPerClient} books`,
+    '',
+    `Book churn from load/book-sim.ts: about ${int(w.levelsPerSide)} levels a side, Zipf ${w.zipf} activity across books, ${w.levelsPerMessage} level changes per message on average, mostly near the top; ` +
+      `published by load/book-publisher.ts through nats-server. Clients (load/book-client.ts, ${w.loadProcs} processes) subscribe to ${w.booksPerClient} books each, picked ${w.pickZipf === 0 ? 'uniformly' : `with Zipf ${w.pickZipf}`}, ` +
+      `at depths ${w.depths.join(' and ')} in turn, ${Math.round(w.throttledFraction * 100)}% of them throttled at ${w.throttleMs} ms; they keep every window and check every checksum. ` +
+      `The subscriptions imply ${fmt(w.expectedBupdPerMessage, 2)} bupd per change message. ` +
+      'Latency is the source time (carried in the sizes a bupd sets) to decode in the client; bytes compare each bupd with the client\'s whole window sent as one `book`.',
+    '',
+  ];
+  if (b.ingest.length > 0) {
+    out.push(
+      '### Ingest only (no subscribers)',
+      '',
+      mdTable(
+        ['level changes/s asked', 'level changes/s in', 'messages/s', 'gateway % core (of which kernel)', 'gateway µs per level change', 'level changes per gateway core-second', 'publisher % / lag p99 ms', 'bus % core', 'other % core', 'notes'],
+        b.ingest.map((s) => [
+          int(s.rate),
+          int(s.levelChangesPerSec),
+          int(s.messagesPerSec),
+          `${fmt(s.gateway.cpuPercent)} (${fmt(s.gateway.systemPercent)})`,
+          fmt(s.gateway.usPerLevelChange, 3),
+          s.gateway.usPerLevelChange ? int(1e6 / s.gateway.usPerLevelChange) : '-',
+          `${fmt(s.publisherCpuPercent)} / ${fmt(s.publisherLagP99Ms, 2)}`,
+          fmt(s.busCpuPercent),
+          fmt(s.otherProcessesPercent),
+          [...s.warnings, ...(s.rejected ? [`${int(s.rejected)} rejected`] : [])].join('; '),
+        ]),
+        ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+      ),
+      '',
+    );
+  }
+  if (b.steps.length > 0) {
+    out.push(
+      '### Delivery',
+      '',
+      'Gateway µs per level change: all of its CPU over the level changes it applied (its count of book messages x the publisher\'s level changes per message). Per bupd: all of it over the bupd it queued (its own counter; bupd/s is what the clients received). Delivery per bupd: its CPU minus the ingest-only window\'s cost per level change for the same level changes, over the bupd.',
+      '',
+      mdTable(
+        ['level changes/s in', 'bupd/s (expected)', 'book/s live / throttled', 'gateway % core (of which kernel)', 'µs per level change', 'µs per bupd', 'delivery µs per bupd', 'bupd p50 / p99 / p99.9 / max ms', 'throttled book age p99 ms', 'checksums checked / mismatches', 'q gaps', 'conflated', 'notes'],
+        b.steps.map((s) => [
+          int(s.levelChangesPerSec),
+          `${int(s.bupdPerSec)} (${int(s.expectedBupdPerSec)})`,
+          `${int(s.liveBooksPerSec)} / ${int(s.throttledBooksPerSec)}`,
+          `${fmt(s.gateway.cpuPercent)} (${fmt(s.gateway.systemPercent)})`,
+          fmt(s.gateway.usPerLevelChange, 3),
+          fmt(s.gateway.usPerBupd, 3),
+          fmt(s.gateway.deliveryUsPerBupd, 3),
+          lat(s.latency),
+          fmt(s.throttledAge.p99, 2),
+          `${int(s.checksumChecks)} / ${int(s.checksumMismatches)}`,
+          int(s.qGaps),
+          s.conflated === null ? '-' : int(s.conflated),
+          s.warnings.join('; '),
+        ]),
+        ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+      ),
+      '',
+      '### Bytes per update',
+      '',
+      'MessagePack bytes of each bupd the live clients received, against their whole window after it as one `book` message (what a gateway without deltas would send on every change).',
+      '',
+      mdTable(
+        ['level changes/s in', 'depth', 'bupd/s', 'levels per bupd', 'bytes per bupd', 'whole window bytes', 'bupd / whole window'],
+        b.steps.flatMap((s) => [
+          ...s.byDepth.map((d) => [int(s.levelChangesPerSec), String(d.depth), int(d.bupdPerSec), fmt(d.levelsPerBupd, 2), fmt(d.bytesPerBupd), fmt(d.wholeWindowBytes), fmt(d.ratio, 3)]),
+          [int(s.levelChangesPerSec), 'all', int(s.bupdPerSec), '', fmt(s.bytesPerBupd), fmt(s.wholeWindowBytes), fmt(s.bytesRatio, 3)],
+        ]),
+      ),
+      '',
+      `Throttled clients' \`book\`: ${b.steps.map((s) => `${fmt(s.throttledBytesPerBook)} bytes each at ${int(s.levelChangesPerSec)} level changes/s`).join('; ')}. ` +
+        `Empty bupd (no level inside the window, q and cs only): ${b.steps.map((s) => `${fmt(s.emptyBupdShare === null ? null : s.emptyBupdShare * 100)}%`).join(', ')}.`,
+      '',
+      '### Load side',
+      '',
+      mdTable(
+        ['level changes/s in', 'connections', 'frames/s', 'B/s per conn', 'gateway core busy % (softirq)', 'gateway RSS MiB', 'publisher % / lag p99 ms', 'bus % core', 'load clients % (procs, max proc)', 'load CPUs busy %', 'other % core', 'client event-loop p99 ms'],
+        b.steps.map((s) => [
+          int(s.levelChangesPerSec),
+          int(s.connections),
+          int(s.framesPerSec),
+          int(s.bytesPerConnPerSec),
+          s.serverCoreBusyPercent === null ? '-' : `${fmt(s.serverCoreBusyPercent)} (${fmt(s.serverCoreSoftirqPercent)})`,
+          fmt(s.gateway.rssMiB),
+          `${fmt(s.publisherCpuPercent)} / ${fmt(s.publisherLagP99Ms, 2)}`,
+          fmt(s.busCpuPercent),
+          `${fmt(s.clientCpuPercent)} (${s.clientProcs}, ${fmt(s.clientMaxProcPercent)})`,
+          s.otherCoresBusyPercent === null ? `machine ${fmt(s.machineBusyPercent)}` : fmt(s.otherCoresBusyPercent),
+          fmt(s.otherProcessesPercent),
+          fmt(s.clientEventLoopP99Ms, 2),
+        ]),
+      ),
+    );
+  }
+  for (const n of b.notes) out.push('', `Note: ${n}`);
+  for (const e of b.errors) out.push('', `**Books failed:** ${e}`);
+  return out.join('\n');
 }
 
 function machineText(m: Machine): string {
@@ -525,6 +769,7 @@ export function renderReport(r: SuiteResult): string {
     ),
   ];
   if (r.fanout) out.push('', fanoutText(r.fanout));
+  if (r.books) out.push('', booksText(r.books));
   if (r.connections) out.push('', connectionsText(r.connections));
   if (r.isolation) out.push('', isolationText(r.isolation));
   return out.join('\n') + '\n';

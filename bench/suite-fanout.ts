@@ -150,7 +150,8 @@ function sample(rig: Rig): Sample {
 const pct = (a: number | null | undefined, b: number | null | undefined, seconds: number) =>
   a === null || a === undefined || b === null || b === undefined || seconds <= 0 ? null : round1(((b - a) / USER_HZ / seconds) * 100);
 
-async function waitFor(what: string, check: () => Promise<boolean>, proc: Proc | null, ms: number, signal: AbortSignal): Promise<void> {
+/** Polls `check` every 200 ms until it holds; fails if `proc` exits or `ms` pass. */
+export async function waitFor(what: string, check: () => Promise<boolean>, proc: Proc | null, ms: number, signal: AbortSignal): Promise<void> {
   const deadline = performance.now() + ms;
   for (;;) {
     if (await check().catch(() => false)) return;

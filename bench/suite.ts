@@ -3,7 +3,7 @@
  * machine, in one invocation, every process started and stopped here.
  *
  *   npm run bench                      # everything, well under 10 minutes
- *   npm run bench -- --quick           # smoke run, about a minute and a half
+ *   npm run bench -- --quick           # smoke run, about two minutes
  *   npm run bench -- --only fanout,baselines --steps 10000,20000
  *
  * Scenarios:
@@ -11,6 +11,9 @@
  *   with the default flush and again with each `--flush-ms` interval;
  * - baselines: the same workload and steps against nats-server's own
  *   WebSocket listener and a plain `ws` + JSON gateway;
+ * - books: order books end to end, ingest alone and then delivered to
+ *   clients that keep every window and check every checksum
+ *   (bench/suite-books.ts);
  * - connections: idle-ish connections ramped towards 20,000
  *   (bench/suite-connections.ts);
  * - isolation: bench/isolation.ts with 5% slow and 1% stalled clients.
@@ -25,11 +28,12 @@ import { ephemeralPortCount } from '../load/source-addresses.js';
 import { parseIsolationArgs, runIsolation, table as isolationTable } from './isolation.js';
 import { cpuCount, hasTaskset, openFileLimits, ROOT } from './procs.js';
 import { renderReport, type IsolationResult, type Machine, type SuiteResult } from './report.js';
+import { BOOKS_DEFAULTS, runBooks } from './suite-books.js';
 import { runConnections } from './suite-connections.js';
 import { runFanout, type FanoutOptions, type Pinning } from './suite-fanout.js';
 import { runIfEntry, UsageError, parseOptions } from '../src/cli-tool.js';
 
-export const SCENARIOS = ['fanout', 'baselines', 'connections', 'isolation'] as const;
+export const SCENARIOS = ['fanout', 'baselines', 'books', 'connections', 'isolation'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface SuiteOptions {
@@ -48,22 +52,29 @@ export interface SuiteOptions {
   symbolsPerClient: number;
   symbols: number;
   connections: number;
+  /** Books scenario: level changes per second of each step, clients, books per client. */
+  bookRates: number[];
+  bookClients: number;
+  booksPerClient: number;
 }
 
 export { UsageError };
 
 export const USAGE = `usage: npm run bench -- [options]
 
-  --quick              smoke run: two steps, short windows, 2,000 connections (about 90 s)
+  --quick              smoke run: two steps, short windows, 2,000 connections (about two minutes)
   --only LIST          comma-separated scenarios: ${SCENARIOS.join(', ')} (default: all)
   --steps LIST         tick rates of the fan-out steps (default 625,1250,2500,5000,10000; quick 625,1250)
-  --window S           measured seconds per step (default 8; quick 4)
-  --settle S           seconds after a rate change before measuring (default 3; quick 2)
+  --window S           measured seconds per step, fan-out and books (default 8; quick 4)
+  --settle S           seconds after a rate change before measuring, fan-out and books (default 3; quick 2)
   --clients N          fan-out clients (default 200)
   --symbols-per-client N  fan-out symbols per client (default 20)
   --symbols N          symbols the feed publishes (default 2000)
-  --load-procs N       load client processes for fan-out (default 2)
+  --load-procs N       load client processes for fan-out and books (default 2)
   --connections N      connections to ramp to (default 20000; quick 2000)
+  --book-rates LIST    books: level changes per second of each step (default 50000)
+  --book-clients N     books: clients, at depths 10 and 25 in turn, 20% throttled at 100 ms (default ${BOOKS_DEFAULTS.clients})
+  --books-per-client N books: books per client, picked uniformly of ${BOOKS_DEFAULTS.books} (default ${BOOKS_DEFAULTS.booksPerClient})
   --flush-ms LIST      after the default run, run tickgate again with each ws.flushIntervalMs here
                        (default 5,20; quick 5; none: only the default run)
   --rounds N           pass over the fan-out systems N times, every other pass in reverse order; ratios
@@ -106,6 +117,9 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     symbols: { type: 'string' },
     'load-procs': { type: 'string' },
     connections: { type: 'string' },
+    'book-rates': { type: 'string' },
+    'book-clients': { type: 'string' },
+    'books-per-client': { type: 'string' },
     workers: { type: 'string' },
     'flush-ms': { type: 'string' },
     rounds: { type: 'string' },
@@ -136,6 +150,9 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     symbols: oneInt('symbols', v.symbols, 2000, 1, 100_000),
     loadProcs: oneInt('load-procs', v['load-procs'], 2, 1, 16),
     connections: oneInt('connections', v.connections, quick ? 2000 : 20_000, 1, 100_000),
+    bookRates: intList('book-rates', v['book-rates'] ?? '50000', 100, 5_000_000),
+    bookClients: oneInt('book-clients', v['book-clients'], BOOKS_DEFAULTS.clients, 1, 20_000),
+    booksPerClient: oneInt('books-per-client', v['books-per-client'], BOOKS_DEFAULTS.booksPerClient, 1, BOOKS_DEFAULTS.books),
   };
 }
 
@@ -218,6 +235,7 @@ export async function runSuite(opts: SuiteOptions, command: string, signal: Abor
     fanout: null,
     connections: null,
     isolation: null,
+    books: null,
   };
   const stamp = startedAt.replace(/[:.]/g, '-');
   const dir = join(ROOT, 'bench', 'results');
@@ -242,6 +260,23 @@ export async function runSuite(opts: SuiteOptions, command: string, signal: Abor
     };
     result.fanout = await runFanout(fo, signal, log);
   }
+  if (opts.only.has('books') && !signal.aborted) {
+    log('books');
+    result.books = await runBooks(
+      {
+        ...BOOKS_DEFAULTS,
+        rates: opts.bookRates,
+        windowS: opts.windowS,
+        settleS: opts.settleS,
+        clients: opts.bookClients,
+        booksPerClient: opts.booksPerClient,
+        loadProcs: Math.min(opts.loadProcs, opts.bookClients),
+        pinning,
+      },
+      signal,
+      log,
+    );
+  }
   if (opts.only.has('connections') && !signal.aborted) {
     log('connections');
     result.connections = await runConnections({ connections: opts.connections, quick: opts.quick, workers: opts.workers, pinning }, signal, log);
@@ -264,7 +299,7 @@ runIfEntry(import.meta.url, {
   usage: USAGE,
   parse: (argv) => parseSuiteArgs(argv),
   stopping: 'stopping everything it started',
-  // Whatever happens, the suite ends: generous bounds over the expected 1.5 and 6-8 minutes (each extra round about 7 more).
+  // Whatever happens, the suite ends: generous bounds over the expected 2 and 7-9 minutes (books included, once; each extra round about 7 more).
   timeLimitS: (opts) => (opts.quick ? 300 + 150 * (opts.rounds - 1) : 1200 + 600 * (opts.rounds - 1)),
   async run(opts, signal) {
     const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');

@@ -45,24 +45,31 @@ export class PriceChart {
     private readonly head: { symbol: HTMLElement; last: HTMLElement; chg: HTMLElement },
     private readonly stateOf: (symbol: string) => Readonly<SymbolState> | undefined,
   ) {
+    // clientWidth includes the padding: the plot gets the content box.
+    const cs = getComputedStyle(el);
+    const padX = parseFloat(cs.paddingLeft) + parseFloat(cs.paddingRight);
+    const padY = parseFloat(cs.paddingTop) + parseFloat(cs.paddingBottom);
+    const size = () => ({ width: Math.max(200, el.clientWidth - padX), height: Math.max(120, el.clientHeight - padY) });
     const opts: uPlot.Options = {
-      width: Math.max(200, el.clientWidth),
-      height: Math.max(120, el.clientHeight),
+      ...size(),
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
+      scales: {
+        x: { time: true },
+        // A flat series (a quiet symbol) would get uPlot's magnitude-wide range (0 to twice the price): pad it a little instead.
+        y: { range: (_u, min, max) => (min === max ? [min - (Math.abs(min) * 1e-4 || 1), max + (Math.abs(max) * 1e-4 || 1)] : uPlot.rangeNum(min, max, 0.1, true)) },
+      },
       series: [{}, { stroke: '#4ea1ff', width: 1.5, fill: 'rgba(78, 161, 255, 0.08)', points: { show: false } }],
       axes: [
         // Wall-clock time, with tenths of a second when the window is short.
         { ...AXIS, space: 90, values: (u, splits) => splits.map((v) => clock(v, (u.scales['x']?.max ?? 0) - (u.scales['x']?.min ?? 0) < 20)) },
         // Prices with as many decimals as the grid step needs.
-        { ...AXIS, side: 1, size: 76, values: (_u, splits) => splits.map((v) => price(v, splits.length > 1 ? decimalsOf(Math.abs(splits[1]! - splits[0]!)) : 2)) },
+        // As wide as the longest label needs (64,250.00 takes more than 1.0842).
+        { ...AXIS, side: 1, size: (_u, values) => Math.max(76, Math.ceil(Math.max(0, ...(values ?? []).map((v) => v.length)) * 6.8) + 22), values: (_u, splits) => splits.map((v) => price(v, splits.length > 1 ? decimalsOf(Math.abs(splits[1]! - splits[0]!)) : 2)) },
       ],
     };
     this.plot = new uPlot(opts, [[], []], el);
-    new ResizeObserver(() => {
-      this.plot.setSize({ width: Math.max(200, el.clientWidth), height: Math.max(120, el.clientHeight) });
-    }).observe(el);
+    new ResizeObserver(() => this.plot.setSize(size())).observe(el);
   }
 
   /** Records a point when the price moved; cheap, no drawing. */

@@ -1,7 +1,7 @@
 /**
  * tickgate dashboard: a watchlist with live prices, a symbol picker, a
- * column picker for the other fields in the data, and a chart of the
- * selected symbol, on the client SDK.
+ * column picker for the other fields in the data, and a chart and a depth
+ * ladder (its order book) of the selected symbol, on the client SDK.
  *
  * Messages only update the SDK's merged state and mark symbols dirty; the
  * screen is drawn once per animation frame from that state, so the cost of
@@ -16,6 +16,7 @@ import { TickgateClient, type ConnectionStatus, type Update } from '../src/clien
 import { PriceChart } from './chart.js';
 import { ColumnMenu } from './column-menu.js';
 import { bytes, millis } from './format.js';
+import { Ladder } from './ladder.js';
 import { Picker } from './picker.js';
 import { loadColumns, loadSelected, loadWatchlist, saveColumns, saveSelected, saveWatchlist } from './storage.js';
 import { Watchlist } from './watchlist.js';
@@ -45,6 +46,9 @@ const watchlist = new Watchlist(
   () => requestRender(),
 );
 const chart = new PriceChart($('chart'), { symbol: $('chart-symbol'), last: $('chart-last'), chg: $('chart-chg') }, (s) => client.state(s));
+/** Levels per side of the ladder: the book subscription's depth. */
+const LADDER_DEPTH = 10;
+const ladder = new Ladder($('ladder'), { symbol: $('ladder-symbol'), note: $('ladder-note') }, LADDER_DEPTH, (s) => client.book(s));
 
 // ---- watchlist ----
 
@@ -71,7 +75,18 @@ function removeSymbol(symbol: string): void {
 function select(symbol: string | null): void {
   watchlist.select(symbol);
   chart.show(symbol);
+  showBook(symbol);
   if (symbol !== null) saveSelected(symbol);
+}
+
+/** The ladder follows the selection: one book subscription, for the selected symbol. */
+function showBook(symbol: string | null): void {
+  const was = ladder.shown;
+  if (symbol === was) return;
+  if (was !== null) client.unsubscribeBook(was).catch(() => {});
+  ladder.show(symbol);
+  if (symbol !== null) client.subscribeBook(symbol, { depth: LADDER_DEPTH, throttleMs }).catch(() => {});
+  requestRender();
 }
 
 new Picker($<HTMLInputElement>('picker'), $<HTMLUListElement>('suggestions'), {
@@ -105,6 +120,7 @@ function frame(): void {
   frameRequested = false;
   watchlist.render();
   chart.render();
+  ladder.render();
 }
 function requestRender(): void {
   if (frameRequested) return;
@@ -138,6 +154,19 @@ client.onUpdate((u: Update) => {
 
 client.onStatus((symbol, status) => watchlist.setStatus(symbol, status));
 
+// ---- the book of the selected symbol ----
+
+const bookChanged = (symbol: string): void => {
+  ladder.markDirty(symbol);
+  requestRender();
+};
+client.onBook((u) => bookChanged(u.symbol));
+client.onBookMismatch((m) => bookChanged(m.symbol));
+client.onBookStatus((symbol, status) => {
+  ladder.setStatus(symbol, status);
+  requestRender();
+});
+
 let lastSecond = performance.now();
 setInterval(() => {
   const now = performance.now();
@@ -161,6 +190,7 @@ function showConnection(s: ConnectionStatus): void {
   const text = el.querySelector<HTMLElement>('.conn-text')!;
   el.dataset['state'] = s.state;
   table.classList.toggle('offline', s.state !== 'open');
+  $('ladder').classList.toggle('offline', s.state !== 'open');
   if (countdown !== null) clearInterval(countdown);
   countdown = null;
   switch (s.state) {
@@ -171,6 +201,8 @@ function showConnection(s: ConnectionStatus): void {
       text.textContent = 'live';
       $('sid').textContent = `session ${s.hello.sid}`;
       for (const sym of watchlist.symbols) watchlist.setStatus(sym, undefined);
+      if (ladder.shown !== null) ladder.setStatus(ladder.shown, undefined);
+      requestRender();
       void measureRtt();
       break;
     case 'reconnecting': {
@@ -221,4 +253,4 @@ void client.connect().catch(() => {});
 requestRender();
 
 // Reachable from the browser console for a look at the live state.
-(window as unknown as { tickgate: unknown }).tickgate = { client, watchlist };
+(window as unknown as { tickgate: unknown }).tickgate = { client, watchlist, ladder };

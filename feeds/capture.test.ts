@@ -18,6 +18,7 @@ import { NatsListener } from '../test/helpers/nats-listener.js';
 import { startNatsServer, type NatsServer } from '../test/helpers/nats-server.js';
 import { ROOT } from '../test/helpers/process.js';
 import { StateView, TestClient } from '../test/helpers/ws-client.js';
+import { clientBook } from '../test/helpers/client-book.js';
 import { CaptureFormatError, CaptureWriter, classifyPayload, encodePayload, readCapture, readCaptureHeader, type CaptureRecord } from './capture.js';
 import { SAMPLE } from './make-sample.js';
 import { parseRecordArgs, recordCapture, type RecordOptions, type RecordSummary } from './record.js';
@@ -56,7 +57,7 @@ async function readAll(path: string): Promise<CaptureRecord[]> {
 }
 
 function recordOpts(out: string, extra: Partial<RecordOptions> = {}): RecordOptions {
-  return { url: nats.url, subject: 'md.sim.>', out, force: false, duration: 30, count: null, ...extra };
+  return { url: nats.url, subjects: ['md.sim.>'], out, force: false, duration: 30, count: null, ...extra };
 }
 
 function replayOpts(file: string, extra: Partial<ReplayOptions> = {}): ReplayOptions {
@@ -78,6 +79,9 @@ function writeRawCapture(lines: string[]): string {
   writeFileSync(file, gzipSync(lines.map((l) => l + '\n').join('')));
   return file;
 }
+
+/** A book snapshot in the book ingest contract. */
+const BOOK_MSG = { s: 'BTC/USDT', ts: 1_764_100_000_000.5, seq: 1, snapshot: true, bids: [[64723.41, 2], [64723.35, 7]], asks: [[64723.54, 1], [64724, 0.001]] };
 
 const HEADER = JSON.stringify({ format: 'tickgate-capture', v: 1, subject: 'syn.>', startedAt: 1_764_100_000_000 });
 const utf8 = new TextDecoder();
@@ -126,6 +130,8 @@ describe('feed:record on a real nats-server', () => {
       ['msgpack map', encode({ s: 'AAPL', bid: 190.12, seq: 7, tags: ['a', { b: null }], ok: true }), 'msgpack'],
       ['msgpack map with a 40-bit integer (uint64 on the wire)', encode({ s: 'A', volume: 2 ** 40 }), 'msgpack'],
       ['msgpack map with a float32', encode({ s: 'A', bid: 1.5 }, { forceFloat32: true }), 'msgpack'],
+      ['book message packed as feed:sim packs it', new Packr({ useRecords: false, variableMapSize: true }).pack(BOOK_MSG), 'msgpack'],
+      ['JSON book message', text.encode(JSON.stringify(BOOK_MSG)), 'json'],
       ['JSON object', text.encode(' {"pair":"EUR/USD","b":"1.08425","a":1.0843} '), 'json'],
       ['JSON array', text.encode('[1,2,3]'), 'bytes'],
       ['JSON number', text.encode('5'), 'bytes'],
@@ -147,7 +153,7 @@ describe('feed:record on a real nats-server', () => {
     for (const [what, bytes, codec] of payloads) expect(classifyPayload(bytes).codec, what).toBe(codec);
 
     const out = tmpFile('mixed');
-    const { done: recording } = await startRecording(recordOpts(out, { subject: 'mix.>', count: payloads.length }));
+    const { done: recording } = await startRecording(recordOpts(out, { subjects: ['mix.>'], count: payloads.length }));
     payloads.forEach(([, bytes], i) => sub.publish(`mix.${i}`, bytes));
     await sub.flush();
     const summary = await recording;
@@ -156,7 +162,7 @@ describe('feed:record on a real nats-server', () => {
     expect(records.map((r) => r.codec)).toEqual(payloads.map(([, , c]) => c));
 
     const got = await listener.listen('again.>');
-    const replayed = await replayCapture(replayOpts(out, { subjectPrefix: 'again' }));
+    const replayed = await replayCapture(replayOpts(out, { subjectPrefix: 'again', rewriteTs: false }));
     await sub.flush();
     expect(replayed).toMatchObject({ published: payloads.length, stoppedBy: 'end' });
     expect(got.map((m) => m.subject)).toEqual(payloads.map((_, i) => `again.mix.${i}`));
@@ -168,10 +174,127 @@ describe('feed:record on a real nats-server', () => {
     });
   });
 
+  it('records quotes and books from two subjects in one capture, and replays them into a gateway whose book windows match', async () => {
+    const out = tmpFile('books');
+    // 20 + 0.5 s x 400 ticks, 3 + 0.5 s x 1000 book messages.
+    const ticks = 220;
+    const bookMsgs = 503;
+    const { done: recording } = await startRecording(recordOpts(out, { subjects: ['md.sim.>', 'book.sim.>'], count: ticks + bookMsgs }));
+    const sim = parseSimArgs(['--url', nats.url, '--symbols', '20', '--rate', '400', '--books', '3', '--book-rate', '1000', '--duration', '0.5'], {});
+    if (sim === 'help') throw new Error('unexpected help');
+    expect(await runSim(sim)).toMatchObject({ published: ticks, bookMessages: bookMsgs });
+    expect(await recording).toMatchObject({ records: ticks + bookMsgs, stoppedBy: 'count', codecs: { msgpack: ticks + bookMsgs, json: 0, bytes: 0 } });
+    expect(await readCaptureHeader(out)).toMatchObject({ subject: 'md.sim.>', subjects: ['md.sim.>', 'book.sim.>'] });
+
+    const records = await readAll(out);
+    const books = records.filter((r) => r.subject.startsWith('book.sim.'));
+    expect(books).toHaveLength(bookMsgs);
+    // The books' own sequence survives the recording: consecutive per symbol, a snapshot first.
+    const want = new Map<string, { seq: number; bids: Map<number, number>; asks: Map<number, number> }>();
+    for (const r of books) {
+      const m = r.data as { s: string; seq: number; snapshot?: boolean; bids: [number, number][]; asks: [number, number][] };
+      const held = want.get(m.s);
+      expect(m.seq).toBe((held?.seq ?? 0) + 1);
+      const b = m.snapshot ? { seq: m.seq, bids: new Map<number, number>(), asks: new Map<number, number>() } : held!;
+      b.seq = m.seq;
+      want.set(m.s, b);
+      for (const [p, size] of m.bids) size === 0 ? b.bids.delete(p) : b.bids.set(p, size);
+      for (const [p, size] of m.asks) size === 0 ? b.asks.delete(p) : b.asks.set(p, size);
+    }
+    const symbols = [...want.keys()];
+    expect(symbols).toHaveLength(3);
+
+    const gw = await startGateway({
+      nats: { servers: [nats.url] },
+      feeds: [
+        { name: 'sim', subject: 'md.sim.>' },
+        { name: 'simbook', kind: 'book', subject: 'book.sim.>' },
+      ],
+    });
+    const c = await TestClient.connect(gw.url);
+    try {
+      c.send({ op: 'sub', id: 1, channel: 'book', symbols, depth: 10 });
+      await c.next((m) => m.t === 'ack', 'ack');
+      expect(await replayCapture(replayOpts(out))).toMatchObject({ published: ticks + bookMsgs, stoppedBy: 'end' });
+      const window = (s: string) => ({
+        bids: [...want.get(s)!.bids].sort((a, b) => b[0] - a[0]).slice(0, 10),
+        asks: [...want.get(s)!.asks].sort((a, b) => a[0] - b[0]).slice(0, 10),
+      });
+      const atRest = (s: string) => {
+        const b = clientBook(c.messages, s, 10);
+        return JSON.stringify([b.bids, b.asks]) === JSON.stringify([window(s).bids, window(s).asks]);
+      };
+      await c.until(() => symbols.every(atRest), 'every window at the recorded book', 10_000);
+      for (const s of symbols) expect(clientBook(c.messages, s, 10).problems, s).toEqual([]);
+      expect(await gw.metric('tickgate_book_messages_total', { feed: 'simbook' })).toBe(bookMsgs);
+      expect(await gw.metric('tickgate_book_gaps_total', { feed: 'simbook' })).toBe(0);
+      expect(await gw.metric('tickgate_ingest_ticks_total', { feed: 'sim' })).toBe(ticks);
+    } finally {
+      await c.close();
+      await gw.stop();
+    }
+  });
+
+  it('records quotes and trades in one capture, and replays them into a gateway whose clients get every print in order, ts rewritten', async () => {
+    const out = tmpFile('trades');
+    // 20 + 0.5 s x 400 ticks; 0.5 s x 600 trade messages, each followed by its tick.
+    const ticks = 220 + 300;
+    const tradeMsgs = 300;
+    const { done: recording } = await startRecording(recordOpts(out, { subjects: ['md.sim.>', 'trade.sim.>'], count: ticks + tradeMsgs }));
+    const sim = parseSimArgs(['--url', nats.url, '--symbols', '20', '--rate', '400', '--trades', '600', '--duration', '0.5'], {});
+    if (sim === 'help') throw new Error('unexpected help');
+    expect(await runSim(sim)).toMatchObject({ published: 220, tradeMessages: tradeMsgs });
+    expect(await recording).toMatchObject({ records: ticks + tradeMsgs, stoppedBy: 'count', codecs: { msgpack: ticks + tradeMsgs, json: 0, bytes: 0 } });
+    expect(await readCaptureHeader(out)).toMatchObject({ subject: 'md.sim.>', subjects: ['md.sim.>', 'trade.sim.>'] });
+
+    // The recorded tape, per symbol, in order.
+    type Print = { px: number; sz: number; side?: string; id: string; ts: number };
+    const tape = new Map<string, Print[]>();
+    for (const r of await readAll(out)) {
+      if (!r.subject.startsWith('trade.sim.')) continue;
+      const m = r.data as { s: string; trades?: Print[] } & Print;
+      const list = m.trades ?? [{ px: m.px, sz: m.sz, ...(m.side === undefined ? {} : { side: m.side }), id: m.id, ts: m.ts }];
+      tape.set(m.s, [...(tape.get(m.s) ?? []), ...list]);
+    }
+    const symbols = [...tape.keys()].slice(0, 4);
+    expect(symbols.length).toBeGreaterThanOrEqual(3);
+    expect([...tape.values()].some((l) => l.length > 1)).toBe(true);
+
+    const gw = await startGateway({
+      nats: { servers: [nats.url] },
+      feeds: [
+        { name: 'sim', subject: 'md.sim.>' },
+        { name: 'simtrade', kind: 'trade', subject: 'trade.sim.>', staleAfterMs: 0 },
+      ],
+    });
+    const c = await TestClient.connect(gw.url);
+    try {
+      c.send({ op: 'sub', id: 1, channel: 'trade', symbols });
+      await c.next((m) => m.t === 'ack', 'ack');
+      const started = Date.now();
+      expect(await replayCapture(replayOpts(out, { speed: 'max' }))).toMatchObject({ published: ticks + tradeMsgs, stoppedBy: 'end' });
+      const tradesOf = (s: string) => c.messages.filter((m) => m.t === 'trade' && m['s'] === s);
+      await c.until(() => symbols.every((s) => tradesOf(s).length >= tape.get(s)!.length), 'every recorded print', 10_000);
+      for (const s of symbols) {
+        const got = tradesOf(s);
+        // Every print once, in the recorded order, the gateway numbering them 1, 2, 3, ...
+        expect(got.map(({ px, sz, side, id }) => ({ px, sz, side, id })), s).toEqual(tape.get(s)!.map(({ px, sz, side, id }) => ({ px, sz, side, id })));
+        expect(got.map((m) => m['q']), s).toEqual(got.map((_, i) => i + 1));
+        // Batched prints too: every ts is the replay's clock, not the recording's.
+        expect(got.every((m) => (m['ts'] as number) >= started - 1), s).toBe(true);
+      }
+      expect(await gw.metric('tickgate_trades_total', { feed: 'simtrade' })).toBe([...tape.values()].reduce((n, l) => n + l.length, 0));
+      expect(await gw.metric('tickgate_ingest_ticks_total', { feed: 'sim' })).toBe(ticks);
+    } finally {
+      await c.close();
+      await gw.stop();
+    }
+  });
+
   it('stops on abort and still closes the gzip stream, so the capture reads to its end', async () => {
     const out = tmpFile('abort');
     const ac = new AbortController();
-    const { done: recording } = await startRecording(recordOpts(out, { subject: 'ab.>', duration: null }), ac.signal);
+    const { done: recording } = await startRecording(recordOpts(out, { subjects: ['ab.>'], duration: null }), ac.signal);
     const sent = Array.from({ length: 100 }, (_, i) => ({ s: `S${i % 5}`, seq: i }));
     for (const [i, tick] of sent.entries()) sub.publish(`ab.${i % 5}`, encode(tick));
     await sub.flush();
@@ -188,7 +311,7 @@ describe('feed:record on a real nats-server', () => {
 
   it('stops at --duration', async () => {
     const out = tmpFile('duration');
-    const summary = await recordCapture(recordOpts(out, { subject: 'quiet.>', duration: 0.2 }));
+    const summary = await recordCapture(recordOpts(out, { subjects: ['quiet.>'], duration: 0.2 }));
     expect(summary).toMatchObject({ records: 0, stoppedBy: 'duration' });
     expect(summary.seconds).toBeGreaterThanOrEqual(0.19);
     expect(await readAll(out)).toEqual([]);
@@ -355,6 +478,7 @@ describe('malformed captures', () => {
     ['a wrong format in the header', [JSON.stringify({ format: 'other', v: 1, subject: 'x', startedAt: 0 }), rec(0)], 1, /header "format" is "other"/],
     ['an unsupported version', [JSON.stringify({ format: 'tickgate-capture', v: 2, subject: 'x', startedAt: 0 })], 1, /unsupported capture version 2/],
     ['a header that is not an object', ['[1]'], 1, /header is not a JSON object/],
+    ['subjects not led by subject', [JSON.stringify({ format: 'tickgate-capture', v: 1, subject: 'a.>', subjects: ['b.>', 'a.>'], startedAt: 0 })], 1, /header "subjects"/],
     ['no header at all', [], 1, /no header/],
     ['an empty line', [HEADER, rec(0), '', rec(1)], 3, /empty line/],
     ['t going backwards', [HEADER, rec(5), rec(4)], 3, /"t" 4 is earlier than the previous record's 5/],
@@ -392,13 +516,14 @@ describe('feed:record and feed:replay options', () => {
   it('have documented defaults', () => {
     expect(parseRecordArgs(['--out', 'x.gz'], {})).toEqual({
       url: 'nats://127.0.0.1:4222',
-      subject: 'md.sim.>',
+      subjects: ['md.sim.>'],
       out: 'x.gz',
       force: false,
       duration: 60,
       count: null,
     });
     expect(parseRecordArgs(['--out', 'x.gz', '--count', '10'], {})).toMatchObject({ count: 10, duration: null });
+    expect(parseRecordArgs(['--out', 'x.gz', '--subject', 'md.sim.>', '--subject', 'book.sim.>'], {})).toMatchObject({ subjects: ['md.sim.>', 'book.sim.>'] });
     expect(parseRecordArgs(['--out', 'x.gz', '--duration', '0'], {})).toMatchObject({ count: null, duration: null });
     expect(parseReplayArgs(['--in', SAMPLE], { NATS_URL: 'nats://10.0.0.1:4222' })).toEqual({
       url: 'nats://10.0.0.1:4222',
@@ -420,6 +545,8 @@ describe('feed:record and feed:replay options', () => {
     [['--url', 'http://x'], '--url'],
     [['--subject', 'md..sim'], '--subject'],
     [['--subject', 'md.>.x'], '--subject'],
+    [['--subject', 'md.sim.>', '--subject', 'md.*.AAPL'], '--subject'],
+    [['--subject', 'book.>', '--subject', 'book.sim.>'], '--subject'],
     [['--out', ''], '--out'],
     [['--duration', '-1'], '--duration'],
     [['--count', '0'], '--count'],

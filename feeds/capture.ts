@@ -9,6 +9,11 @@
  *
  * `subject` is what the recorder subscribed to (wildcards allowed) and
  * `startedAt` the wall clock, epoch milliseconds, when recording started.
+ * A recording of several subjects (quotes and books, say) names them all in
+ * `subjects`, the first of them also in `subject`:
+ *
+ *   {"format":"tickgate-capture","v":1,"subject":"md.sim.>","subjects":["md.sim.>","book.sim.>"],"startedAt":1764100000000}
+ *
  * Every further line is one message, in order of arrival:
  *
  *   {"t":12.5,"subject":"md.sim.AAPL","codec":"msgpack","data":{"s":"AAPL","bid":190.12,"ts":1764100000012.5}}
@@ -56,8 +61,10 @@ export type CaptureCodec = 'msgpack' | 'json' | 'bytes';
 export interface CaptureHeader {
   format: typeof CAPTURE_FORMAT;
   v: typeof CAPTURE_VERSION;
-  /** Subject the recorder subscribed to (wildcards allowed). */
+  /** Subject the recorder subscribed to (wildcards allowed); the first of `subjects`. */
   subject: string;
+  /** Every subject the recorder subscribed to, in the order given ([subject] for a single one). */
+  subjects: string[];
   /** Wall clock when recording started, epoch milliseconds. */
   startedAt: number;
 }
@@ -285,9 +292,13 @@ export class CaptureWriter {
     return new CaptureWriter(path, createGzip(), file);
   }
 
-  /** Writes line 1; call once, before any record. */
-  writeHeader(header: Pick<CaptureHeader, 'subject' | 'startedAt'>): void {
-    const h: CaptureHeader = { format: CAPTURE_FORMAT, v: CAPTURE_VERSION, subject: header.subject, startedAt: header.startedAt };
+  /**
+   * Writes line 1; call once, before any record. `subjects` is written only
+   * for more than one subject, so a single-subject header reads as before.
+   */
+  writeHeader(header: Pick<CaptureHeader, 'subject' | 'startedAt'> & { subjects?: readonly string[] }): void {
+    const subjects = header.subjects ?? [header.subject];
+    const h = { format: CAPTURE_FORMAT, v: CAPTURE_VERSION, subject: subjects[0] ?? header.subject, ...(subjects.length > 1 ? { subjects } : {}), startedAt: header.startedAt };
     this.gzip.write(JSON.stringify(h) + '\n');
   }
 
@@ -389,7 +400,11 @@ function checkHeader(path: string, line: string | undefined): CaptureHeader {
   if (typeof h['startedAt'] !== 'number' || !Number.isFinite(h['startedAt'])) {
     throw new CaptureFormatError(path, 1, `header "startedAt" is ${describe(h['startedAt'])}, expected epoch milliseconds`);
   }
-  return { format: CAPTURE_FORMAT, v: CAPTURE_VERSION, subject: h['subject'], startedAt: h['startedAt'] };
+  const subjects = h['subjects'] ?? [h['subject']];
+  if (!Array.isArray(subjects) || subjects.length === 0 || subjects[0] !== h['subject'] || !subjects.every((x) => typeof x === 'string' && x !== '')) {
+    throw new CaptureFormatError(path, 1, `header "subjects" is ${describe(subjects)}, expected NATS subjects, the first one "subject"`);
+  }
+  return { format: CAPTURE_FORMAT, v: CAPTURE_VERSION, subject: h['subject'], subjects: subjects as string[], startedAt: h['startedAt'] };
 }
 
 /** Reads and checks line 1 of a capture. */

@@ -35,7 +35,7 @@ export async function makeSample(url: string, out: string): Promise<{ records: n
   const isReady = new Promise<void>((resolve) => (ready = resolve));
   const recording = recordCapture({
     url,
-    subject: `${sim.prefix}.>`,
+    subjects: [`${sim.prefix}.>`],
     out,
     force: true,
     // A safety bound only: the count ends the recording.

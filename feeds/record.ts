@@ -3,6 +3,10 @@
  * feeds/README.md), for `feed:replay` to publish again later.
  *
  *   npm run feed:record -- --subject 'md.sim.>' --out capture.ndjson.gz --duration 30
+ *   npm run feed:record -- --subject 'md.sim.>' --subject 'book.sim.>' --out capture.ndjson.gz
+ *
+ * Several subjects (quotes and books, say) are subscribed on one connection,
+ * so the capture keeps the order in which the server delivered them.
  *
  * Each message is stamped with its arrival time in the subscription callback
  * and written straight into the gzip stream, so the times are not skewed by
@@ -13,7 +17,7 @@
  * gzip stream is ended and the file closed, so what was written is readable.
  */
 import { performance } from 'node:perf_hooks';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { badNatsUrl, CaptureWriter, MAX_PENDING_BYTES, round, type CaptureHeader, type CodecCounts } from './capture.js';
 import { countAndDuration, runIfEntry, UsageError, parseOptions } from '../src/cli-tool.js';
 
@@ -22,8 +26,8 @@ import { countAndDuration, runIfEntry, UsageError, parseOptions } from '../src/c
 export interface RecordOptions {
   /** NATS server URL(s), comma-separated. */
   url: string;
-  /** Subject to subscribe to; wildcards allowed. */
-  subject: string;
+  /** Subjects to subscribe to, wildcards allowed; no two may match the same subject (a message would be recorded twice). */
+  subjects: string[];
   /** Capture file to create. */
   out: string;
   /** Replace `out` if it exists. */
@@ -53,7 +57,9 @@ export interface RecordSummary {
 export const USAGE = `usage: npm run feed:record -- --out FILE [options]
 
   --url URL          NATS server(s), comma-separated (default $NATS_URL or nats://127.0.0.1:4222)
-  --subject S        subject to record, wildcards allowed (default md.sim.>)
+  --subject S        subject to record, wildcards allowed (default md.sim.>); repeat it
+                     to record several in one capture, e.g. --subject 'md.sim.>'
+                     --subject 'book.sim.>' for quotes and books
   --out FILE         capture file to write, gzip-compressed NDJSON (required; e.g. capture.ndjson.gz)
   --force            replace FILE if it exists
   --duration S       seconds to record (default 60 unless --count is given; 0 = until stopped)
@@ -71,7 +77,7 @@ const SUBJECT = /^(?:[^\s.>]+\.)*(?:[^\s.>]+|>)$/;
 export function parseRecordArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): RecordOptions | 'help' {
   const values = parseOptions(argv, {
     url: { type: 'string' },
-    subject: { type: 'string' },
+    subject: { type: 'string', multiple: true },
     out: { type: 'string' },
     force: { type: 'boolean' },
     duration: { type: 'string' },
@@ -83,13 +89,32 @@ export function parseRecordArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   const url = values.url ?? (env['NATS_URL'] || DEFAULT_URL);
   const badUrl = badNatsUrl(url);
   if (badUrl !== null) throw new UsageError(badUrl);
-  const subject = values.subject ?? 'md.sim.>';
-  if (!SUBJECT.test(subject)) {
-    throw new UsageError(`--subject: expected a NATS subject such as md.sim.> (wildcards * and > allowed), got ${JSON.stringify(subject)}`);
+  const subjects = values.subject ?? ['md.sim.>'];
+  for (const [i, subject] of subjects.entries()) {
+    if (!SUBJECT.test(subject)) {
+      throw new UsageError(`--subject: expected a NATS subject such as md.sim.> (wildcards * and > allowed), got ${JSON.stringify(subject)}`);
+    }
+    const other = subjects.slice(0, i).find((o) => subjectsOverlap(o, subject));
+    if (other !== undefined) {
+      throw new UsageError(`--subject: ${JSON.stringify(subject)} overlaps ${JSON.stringify(other)} (a message on both would be recorded twice)`);
+    }
   }
   if (values.out === undefined || values.out === '') throw new UsageError('--out: required, the capture file to write (e.g. capture.ndjson.gz)');
   const { count, duration } = countAndDuration(values);
-  return { url, subject, out: values.out, force: values.force ?? false, duration, count };
+  return { url, subjects, out: values.out, force: values.force ?? false, duration, count };
+}
+
+/** True when some subject matches both patterns (`*` one token, `>` one or more at the end). */
+export function subjectsOverlap(a: string, b: string): boolean {
+  const x = a.split('.');
+  const y = b.split('.');
+  for (let i = 0; ; i++) {
+    const s = x[i];
+    const t = y[i];
+    if (s === undefined || t === undefined) return s === t;
+    if (s === '>' || t === '>') return true;
+    if (s !== t && s !== '*' && t !== '*') return false;
+  }
 }
 
 /**
@@ -121,7 +146,7 @@ export async function recordCapture(opts: RecordOptions, signal?: AbortSignal): 
   const startedAt = Date.now();
   const t0 = performance.now();
   let stopMono = t0;
-  writer.writeHeader({ subject: opts.subject, startedAt });
+  writer.writeHeader({ subject: opts.subjects[0]!, subjects: opts.subjects, startedAt });
 
   let outcome = 'signal' as RecordSummary['stoppedBy'] | Error;
   let done = false;
@@ -141,27 +166,28 @@ export async function recordCapture(opts: RecordOptions, signal?: AbortSignal): 
   const onAbort = () => finish('signal');
 
   try {
-    const sub = nc.subscribe(opts.subject, {
-      callback: (err, msg) => {
-        if (done) return;
-        if (err) return finish(err);
-        // The payload is encoded synchronously here: nothing keeps a reference to the client's buffer.
-        writer.write(performance.now() - t0, msg.subject, msg.data);
-        if (writer.records >= limit) finish('count');
-        else if (writer.pendingBytes > MAX_PENDING_BYTES) {
-          finish(new Error(`the capture file cannot keep up: over ${MAX_PENDING_BYTES} bytes waiting for compression`));
-        } else if (writer.error) finish(writer.error);
-      },
-    });
+    // One callback for every subscription of the one connection: messages
+    // are handled in the order the server sent them, whatever their subject.
+    const callback = (err: Error | null, msg: Msg) => {
+      if (done) return;
+      if (err) return finish(err);
+      // The payload is encoded synchronously here: nothing keeps a reference to the client's buffer.
+      writer.write(performance.now() - t0, msg.subject, msg.data);
+      if (writer.records >= limit) finish('count');
+      else if (writer.pendingBytes > MAX_PENDING_BYTES) {
+        finish(new Error(`the capture file cannot keep up: over ${MAX_PENDING_BYTES} bytes waiting for compression`));
+      } else if (writer.error) finish(writer.error);
+    };
+    const subs = opts.subjects.map((subject) => nc.subscribe(subject, { callback }));
     if (signal?.aborted) finish('signal');
     else signal?.addEventListener('abort', onAbort, { once: true });
     void nc.closed().then((err) => finish(err ?? new Error('NATS connection closed')));
     if (opts.duration !== null) timer = setTimeout(() => finish('duration'), opts.duration * 1000);
     // The server has registered the subscription once the round trip returns.
     await nc.flush();
-    if (!done) opts.onReady?.({ format: 'tickgate-capture', v: 1, subject: opts.subject, startedAt });
+    if (!done) opts.onReady?.({ format: 'tickgate-capture', v: 1, subject: opts.subjects[0]!, subjects: opts.subjects, startedAt });
     await stopped;
-    sub.unsubscribe();
+    for (const sub of subs) sub.unsubscribe();
   } catch (err) {
     finish(err as Error);
   } finally {

@@ -7,10 +7,14 @@
  *
  * Each message goes to its recorded subject (behind `--subject-prefix` when
  * given) with its payload re-encoded in its recorded codec. With
- * `--rewrite-ts` (the default) a numeric `ts` field of a map payload is set
- * to the replay wall clock at which the message was due, so end-to-end
- * latency measured from `ts` stays meaningful; that is the only change made
- * to a payload. Payloads recorded as bytes are published unchanged.
+ * `--rewrite-ts` (the default) a numeric `ts` field of a map payload, and of
+ * each map in its `trades` array (a batch of trade prints), is set to the
+ * replay wall clock at which the message was due, so end-to-end latency
+ * measured from `ts` stays meaningful; that is the only change made to a
+ * payload. Payloads recorded as bytes are published unchanged. Records go
+ * out in capture order from one connection, so order-book messages
+ * (snapshots and level changes) keep their per-book `seq` sequence and
+ * trade prints their order.
  *
  * Pacing: the first record is due at once and record k at (t_k - t_1) /
  * speed after it. The loop sleeps on a timer until the next record is due
@@ -24,7 +28,7 @@ import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { badNatsUrl, encodePayload, readCapture, round } from './capture.js';
+import { badNatsUrl, encodePayload, readCapture, round, type PayloadMap } from './capture.js';
 import { runIfEntry, UsageError, numberOption as num, parseOptions } from '../src/cli-tool.js';
 
 
@@ -69,7 +73,8 @@ export const USAGE = `usage: npm run feed:replay -- --in FILE [options]
   --count N            messages to publish
   --subject-prefix P   publish to <P>.<recorded subject> instead of the recorded subject
   --rewrite-ts B       true (default) or false: set a numeric ts field of map
-                       payloads to the replay wall clock (the only change made)
+                       payloads, and of the maps in a trades array (trade
+                       batches), to the replay wall clock (the only change made)
   --no-rewrite-ts      same as --rewrite-ts false
   --help               show this help
 
@@ -253,7 +258,7 @@ export async function replayCapture(opts: ReplayOptions, signal?: AbortSignal): 
         }
         stamp = startEpoch + elapsed;
       }
-      if (opts.rewriteTs && rec.codec !== 'bytes' && typeof rec.data['ts'] === 'number') rec.data['ts'] = stamp;
+      if (opts.rewriteTs && rec.codec !== 'bytes') rewriteTs(rec.data, stamp);
       batchSubjects.push(prefix + rec.subject);
       batchPayloads.push(encodePayload(rec));
       lastT = rec.t;
@@ -286,6 +291,16 @@ export async function replayCapture(opts: ReplayOptions, signal?: AbortSignal): 
     maxLagMs: speed === null ? null : round(maxLagMs, 1),
     stoppedBy,
   };
+}
+
+/** Sets a numeric `ts` of the payload, and of each map in its `trades` array (a trade batch: its prints' times), to `stamp`. */
+function rewriteTs(data: PayloadMap, stamp: number): void {
+  if (typeof data['ts'] === 'number') data['ts'] = stamp;
+  const trades = data['trades'];
+  if (!Array.isArray(trades)) return;
+  for (const t of trades) {
+    if (t !== null && typeof t === 'object' && !Array.isArray(t) && typeof (t as PayloadMap)['ts'] === 'number') (t as PayloadMap)['ts'] = stamp;
+  }
 }
 
 runIfEntry(import.meta.url, {

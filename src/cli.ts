@@ -9,7 +9,8 @@ const USAGE = `usage: tickgate <command> [options]
 Commands:
   serve [--config FILE] [--print-config]   run the gateway (see tickgate serve --help)
   tap SYMBOL... [--url URL] [--deltas] [--throttle MS] [--duration S] [--count N] [--stats]
-                                           print live updates as JSON lines (see tickgate tap --help)`;
+                                           print live updates as JSON lines (see tickgate tap --help)
+  tap --book SYMBOL... [--depth N] [...]   print order books as JSON lines, checksums verified`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -54,7 +54,7 @@ const SIM_FEED: FeedConfig = {
   fields: {},
   queue: null,
   staleAfterMs: 10_000,
-  jetstream: null,
+  jetstream: null, volume: false,
 };
 
 /** The example configuration of the README: a msgpack feed and a json feed with renamed fields. */
@@ -84,7 +84,7 @@ describe('loadConfig defaults', () => {
       warmTimeoutMs: 10_000,
     });
     expect(cfg.feeds).toEqual([SIM_FEED]);
-    expect(cfg.embedded).toEqual({ symbols: 500, ticksPerSec: 2000, seed: 1 });
+    expect(cfg.embedded).toEqual({ symbols: 500, ticksPerSec: 2000, seed: 1, books: 50, bookChangesPerSec: 2000, tradesPerSec: 500 });
     expect(cfg.ws).toEqual({ heartbeatMs: 5000, idleTimeoutSec: 120, maxFrameBytes: 256 * 1024, flushIntervalMs: 0 });
     expect(cfg.backpressure).toEqual({
       highWaterBytes: 512 * 1024,
@@ -190,7 +190,7 @@ describe('loadConfig sources', () => {
     const cfg = load({ file: README_EXAMPLE });
     expect(cfg.nats.servers).toEqual(['nats://127.0.0.1:4222']);
     expect(cfg.feeds).toEqual<FeedConfig[]>([
-      { name: 'crypto', kind: 'quote', subject: 'md.crypto.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null },
+      { name: 'crypto', kind: 'quote', subject: 'md.crypto.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null, volume: false },
       {
         name: 'fx',
         kind: 'quote',
@@ -201,7 +201,7 @@ describe('loadConfig sources', () => {
         fields: { b: 'bid', a: 'ask', px: 'last' },
         queue: null,
         staleAfterMs: 10_000,
-        jetstream: null,
+        jetstream: null, volume: false,
       },
     ]);
   });
@@ -209,8 +209,8 @@ describe('loadConfig sources', () => {
   it('fills feed defaults from the name', () => {
     const cfg = load({ file: { feeds: [{ name: 'eq' }, { name: 'fx', symbolToken: -1, queue: 'gw' }] } });
     expect(cfg.feeds).toEqual<FeedConfig[]>([
-      { name: 'eq', kind: 'quote', subject: 'md.eq.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null },
-      { name: 'fx', kind: 'quote', subject: 'md.fx.>', codec: 'msgpack', symbolField: 's', symbolToken: -1, fields: {}, queue: 'gw', staleAfterMs: 10_000, jetstream: null },
+      { name: 'eq', kind: 'quote', subject: 'md.eq.>', codec: 'msgpack', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null, volume: false },
+      { name: 'fx', kind: 'quote', subject: 'md.fx.>', codec: 'msgpack', symbolField: 's', symbolToken: -1, fields: {}, queue: 'gw', staleAfterMs: 10_000, jetstream: null, volume: false },
     ]);
   });
 });

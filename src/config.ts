@@ -29,7 +29,7 @@ export interface ApiKeyConfig {
 
 /** One NATS feed as configured. */
 /** What a feed carries: merged quote records, or L2 order books. */
-export type FeedKind = 'quote' | 'book';
+export type FeedKind = 'quote' | 'book' | 'trade';
 
 export interface FeedConfig {
   /** Feed name, used in metrics and logs. */
@@ -49,8 +49,14 @@ export interface FeedConfig {
   queue: string | null;
   /** A feed silent this long is stale (its symbols' subscribers get stat stale); 0: only when NATS is disconnected. */
   staleAfterMs: number;
-  /** JetStream stream keeping the last full-state tick per subject, read at start (warm start); null: none. */
+  /**
+   * Quote feeds: JetStream stream keeping the last full-state tick per
+   * subject, read at start (warm start). Trade feeds: the stream the trades
+   * are read from, whose sequence gives their positions. Null: none.
+   */
   jetstream: string | null;
+  /** Trade feeds: each trade also adds its size to the symbol's quote `volume`. */
+  volume: boolean;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -90,7 +96,7 @@ function parseFeed(raw: unknown, i: number, targets: ReadonlySet<string> | null)
     throw new ConfigError(`${at('')}: expected an object, got ${describe(raw)}`);
   }
   const o = raw as Record<string, unknown>;
-  const known = new Set(['name', 'kind', 'subject', 'codec', 'symbolField', 'symbolToken', 'fields', 'queue', 'staleAfterMs', 'jetstream']);
+  const known = new Set(['name', 'kind', 'subject', 'codec', 'symbolField', 'symbolToken', 'fields', 'queue', 'staleAfterMs', 'jetstream', 'volume']);
   for (const k of Object.keys(o)) {
     if (!known.has(k)) throw new ConfigError(`${at(k)}: unknown key (expected one of ${[...known].join(', ')})`);
   }
@@ -99,8 +105,8 @@ function parseFeed(raw: unknown, i: number, targets: ReadonlySet<string> | null)
     throw new ConfigError(`${at('name')}: expected 1-32 characters of A-Z a-z 0-9 _ -, got ${describe(name)}`);
   }
   const kind = o['kind'] ?? 'quote';
-  if (kind !== 'quote' && kind !== 'book') {
-    throw new ConfigError(`${at('kind')}: expected "quote" or "book", got ${describe(kind)}`);
+  if (kind !== 'quote' && kind !== 'book' && kind !== 'trade') {
+    throw new ConfigError(`${at('kind')}: expected "quote", "book" or "trade", got ${describe(kind)}`);
   }
   const subject = o['subject'] ?? `md.${name}.>`;
   if (typeof subject !== 'string' || !/^[^\s]+$/.test(subject) || subject.split('.').some((t) => t === '')) {
@@ -148,8 +154,15 @@ function parseFeed(raw: unknown, i: number, targets: ReadonlySet<string> | null)
   if (kind === 'book' && js !== null) {
     throw new ConfigError(`${at('jetstream')}: warm start reads the last quote per subject; a book feed starts from its next snapshot, so set it to null, got ${describe(js)}`);
   }
-  if (kind === 'book' && Object.keys(fields).length > 0) {
-    throw new ConfigError(`${at('fields')}: renames apply to quote fields; a book feed's payload keys are fixed (s, bids, asks, snapshot, seq, ts), got ${describe(rawFields)}`);
+  if (kind !== 'quote' && Object.keys(fields).length > 0) {
+    throw new ConfigError(`${at('fields')}: renames apply to quote fields; a ${kind} feed's payload keys are fixed, got ${describe(rawFields)}`);
+  }
+  const volume = o['volume'] ?? false;
+  if (typeof volume !== 'boolean' || (volume && kind !== 'trade')) {
+    throw new ConfigError(`${at('volume')}: expected true or false, and true only on a trade feed (its trades then add to the quote's volume), got ${describe(volume)}`);
+  }
+  if (kind === 'trade' && queue !== null) {
+    throw new ConfigError(`${at('queue')}: a trade feed needs every trade on every gateway (queue groups split them), got ${describe(queue)}`);
   }
   return {
     name,
@@ -162,6 +175,7 @@ function parseFeed(raw: unknown, i: number, targets: ReadonlySet<string> | null)
     queue: queue as string | null,
     staleAfterMs: staleAfterMs as number,
     jetstream: js as string | null,
+    volume,
   };
 }
 
@@ -395,6 +409,17 @@ const schema = {
     symbols: { doc: 'Embedded feed: number of synthetic symbols.', format: intIn(1, 100_000), default: 500 },
     ticksPerSec: { doc: 'Embedded feed: ticks per second across all symbols.', format: intIn(1, 1_000_000), default: 2000 },
     seed: { doc: 'Embedded feed: random seed (same seed, same market).', format: intIn(0, 2 ** 31 - 1), default: 1 },
+    books: {
+      doc: 'Embedded feed: symbols with an order book (feed simbook), the most active ones; at most embedded.symbols (more are capped), 0: no books.',
+      format: intIn(0, 100_000),
+      default: 50,
+    },
+    bookChangesPerSec: { doc: 'Embedded feed: book messages per second across all its books.', format: intIn(1, 1_000_000), default: 2000 },
+    tradesPerSec: {
+      doc: 'Embedded feed: trade messages per second across all symbols (feed simtrade; one print each, now and then a batch of several), 0: no trade feed.',
+      format: intIn(0, 1_000_000),
+      default: 500,
+    },
   },
   ws: {
     heartbeatMs: {
@@ -444,6 +469,20 @@ const schema = {
       doc: 'retryMs sent in bye SLOW_CONSUMER: how long the client should wait before reconnecting.',
       format: intIn(0, 3_600_000),
       default: 5000,
+    },
+  },
+  trade: {
+    history: {
+      size: {
+        doc: 'Recent trades kept per symbol for last: N and for resuming with since (older ones come from the feed\'s JetStream stream, if it has one).',
+        format: intIn(1, 10_000_000),
+        default: 10_000,
+      },
+      ttlSec: {
+        doc: 'Trades older than this leave the per-symbol history (0: kept until history.size pushes them out).',
+        format: intIn(0, 30 * 86_400),
+        default: 3600,
+      },
     },
   },
   book: {

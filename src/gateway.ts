@@ -105,6 +105,11 @@ export class Gateway {
         health.seen(event, feed);
         hub.onBook(event, feed);
       },
+      trade: (event, feed) => {
+        health.seen(event, feed);
+        hub.onTrades(event, feed);
+      },
+      tradeEpoch: (feed, epoch) => hub.trades.setStreamEpoch(feed, epoch),
     });
     health.start();
     await this.transport.listen();

@@ -9,6 +9,7 @@ import type { AccessControl } from './access/admission.js';
 import type { FeedSource } from './feed/feed-source.js';
 import type { Hub } from './fanout/hub.js';
 import { BookCounters } from './feed/book-normalize.js';
+import { TradeCounters } from './feed/trade-normalize.js';
 
 type Labels = Record<string, string>;
 type Sample = [Labels, number];
@@ -136,6 +137,19 @@ export function createMetrics(hub: Hub, source: FeedSource, access: AccessContro
   readCounter(r, 'book_levels_dropped_total', 'Price levels dropped because a side held book.maxLevels already.', ['feed'], () =>
     books().map(([feed, c]) => [{ feed }, c.levelsDropped]),
   );
+  const tradeFeeds = () => source.normalizers.flatMap((n) => (n.counters instanceof TradeCounters ? [[n.feed.name, n.counters] as const] : []));
+  readCounter(r, 'trades_total', 'Trades accepted, per trade feed (each trade of a batch counts).', ['feed'], () => tradeFeeds().map(([feed, c]) => [{ feed }, c.trades]));
+  readCounter(r, 'trade_rejected_total', 'Trades (or whole trade messages) refused, by reason.', ['feed', 'reason'], () =>
+    tradeFeeds().flatMap(([feed, c]) => entries(c.rejected, 'reason').map(([l, v]): Sample => [{ feed, ...l }, v])),
+  );
+  const trades = hub.trades;
+  readCounter(r, 'trade_resumes_total', 'Trade subscriptions with since, by whether every trade since the client\'s position could be sent (recovered true or false).', ['recovered'], () => [
+    [{ recovered: 'true' }, trades.recovered],
+    [{ recovered: 'false' }, trades.notRecovered],
+  ]);
+  readCounter(r, 'trades_replayed_total', 'Trades sent from the history: resumes, last: N, and subscriptions catching up after being throttled or behind.', [], () => [[{}, trades.replayed]]);
+  readCounter(r, 'trade_gaps_sent_total', 'gap messages sent: trades a client missed that had left the history.', [], () => [[{}, trades.gapsSent]]);
+  readGauge(r, 'trade_history', 'Trades held in the per-symbol histories.', [], () => [[{}, trades.held()]]);
   readGauge(r, 'books', 'Order books with state.', [], () => [[{}, hub.books.size]]);
   readGauge(r, 'book_levels', 'Price levels held across all order books.', [], () => [[{}, hub.books.levels()]]);
   readCounter(r, 'book_resubscribes_total', 'Book subscriptions renewed by a client that held them already (a resync, e.g. after a checksum mismatch).', [], () => [

@@ -1,17 +1,29 @@
 /**
  * `tickgate tap`: subscribes to symbols and prints one JSON line per update,
  * for jq, pandas (`pd.read_json(path, lines=True)`) or a quick look. With
- * `--stats`, prints one line per second of rates and latency instead.
+ * `--stats`, prints one line per second of rates and latency instead. With
+ * `--book`, taps order books instead of quotes: the SDK keeps each book and
+ * verifies every checksum, and tap fails when a book stays wrong after a
+ * resync.
  */
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { ConnectError, TickgateClient, type Update } from './client/index.js';
+import { ConnectError, TickgateClient, type AckResult, type BookDepth, type BookMismatch } from './client/index.js';
+
+const BOOK_DEPTHS = [1, 5, 10, 25, 50, 100, 500, 1000];
 
 export const TAP_USAGE = `usage: tickgate tap SYMBOL... [options]
+       tickgate tap --book SYMBOL... [--depth N] [options]
 
 Prints one JSON line per update: {"s":"AAPL","q":12,"state":{...}} with the
 merged state, or with --deltas {"s":"AAPL","q":12,"d":{...}} with the fields
 that changed ("snap":true on snapshots, "n" when updates were merged).
+
+With --book, order books instead: one line per book message with the window
+after it, best first, {"s":"BTC/USDT","q":7,"bids":[[price,size],...],"asks":[...]},
+or with --deltas the levels it set ({"s","q","bids","asks"}, size 0 = removed;
+"snap":true on a full book). Every message's checksum is verified; on a
+mismatch tap resubscribes for a fresh book and says so on stderr.
 
   --url URL        stream endpoint (default $TICKGATE_URL or ws://127.0.0.1:8080/v1/stream)
   --token TOKEN    credential for gateways with authentication (default $TICKGATE_TOKEN)
@@ -21,11 +33,15 @@ that changed ("snap":true on snapshots, "n" when updates were merged).
   --count N        stop after N updates
   --stats          instead of updates, print one line per second:
                    {"ts":...,"updates":N,"perSec":N,"latencyMs":{"p50":..,"p99":..,"max":..}}
-                   latency = receipt time - the update's source ts (includes clock skew)
+                   latency = receipt time - the update's source ts (includes clock skew;
+                   null for books, which carry no ts)
+  --book           tap the order books of the symbols
+  --depth N        book levels per side: ${BOOK_DEPTHS.join(', ')} (default 10)
   --help           show this help
 
 Exit status: 0 when stopped by --duration, --count or Ctrl-C; 1 when the
-connection fails; 2 on bad arguments.`;
+connection fails; 2 on bad arguments; 3 when a book's checksum is still
+wrong after a resync.`;
 
 interface TapOptions {
   url: string;
@@ -36,6 +52,8 @@ interface TapOptions {
   durationMs: number;
   count: number;
   stats: boolean;
+  /** Book depth with --book, else null (quotes). */
+  depth: BookDepth | null;
 }
 
 function fail(msg: string, code: number): number {
@@ -56,6 +74,8 @@ function parse(argv: string[]): TapOptions | string {
       duration: { type: 'string' },
       count: { type: 'string' },
       stats: { type: 'boolean' },
+      book: { type: 'boolean' },
+      depth: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -69,6 +89,13 @@ function parse(argv: string[]): TapOptions | string {
     }
     return n;
   };
+  let depth: BookDepth | null = null;
+  if (values.book === true) {
+    depth = number('depth', values.depth, 10, true) as BookDepth;
+    if (!BOOK_DEPTHS.includes(depth)) throw new Error(`--depth: expected one of ${BOOK_DEPTHS.join(', ')}, got ${JSON.stringify(values.depth)}`);
+  } else if (values.depth !== undefined) {
+    throw new Error('--depth applies to --book only');
+  }
   return {
     url: values.url ?? process.env['TICKGATE_URL'] ?? 'ws://127.0.0.1:8080/v1/stream',
     token: values.token ?? process.env['TICKGATE_TOKEN'],
@@ -78,6 +105,7 @@ function parse(argv: string[]): TapOptions | string {
     durationMs: number('duration', values.duration, 0, false) * 1000,
     count: number('count', values.count, 0, true),
     stats: values.stats === true,
+    depth,
   };
 }
 
@@ -115,9 +143,9 @@ class Stats {
   updates = 0;
   private since = Date.now();
 
-  add(u: Update, now: number): void {
+  /** Counts one update; `ts` is its source time, when it has one. */
+  add(ts: number | undefined, now: number): void {
     this.updates++;
-    const ts = u.changed.ts;
     if (ts === undefined) return;
     if (this.n === this.samples.length) {
       const bigger = new Float64Array(this.n * 2);
@@ -145,6 +173,18 @@ class Stats {
   }
 }
 
+/** What went wrong with a book message, in words. */
+function mismatchText(m: BookMismatch): string {
+  switch (m.reason) {
+    case 'checksum':
+      return `checksum mismatch at q ${m.q}: computed ${m.actual}, gateway sent ${m.expected}`;
+    case 'sequence':
+      return `bupd q ${m.q} where ${m.expected} was due`;
+    case 'malformed':
+      return `malformed book message at q ${m.q}`;
+  }
+}
+
 /** Runs `tickgate tap` with `argv` (the arguments after `tap`); resolves with the exit code. */
 export async function runTap(argv: string[]): Promise<number> {
   let opts: TapOptions | string;
@@ -168,11 +208,17 @@ export async function runTap(argv: string[]): Promise<number> {
   let opened = false;
   const stats = o.stats ? new Stats() : null;
 
+  const counted = (): void => {
+    seen++;
+    if (o.count > 0 && seen >= o.count) {
+      stopped = true;
+      finish(0);
+    }
+  };
   client.onUpdate((u) => {
     if (stopped) return;
-    seen++;
     if (stats !== null) {
-      stats.add(u, Date.now());
+      stats.add(u.changed.ts, Date.now());
     } else {
       // Assembled around JSON.stringify of the two parts: no wrapper object per update.
       let line = `{"s":${JSON.stringify(u.symbol)},"q":${u.q}`;
@@ -185,9 +231,41 @@ export async function runTap(argv: string[]): Promise<number> {
       }
       out.line(line + '}');
     }
-    if (o.count > 0 && seen >= o.count) {
-      stopped = true;
-      finish(0);
+    counted();
+  });
+  client.onBook((u) => {
+    if (stopped) return;
+    if (stats !== null) {
+      stats.add(undefined, Date.now());
+    } else {
+      const { bids, asks } = o.deltas ? u.changed : u.book;
+      let line = `{"s":${JSON.stringify(u.symbol)},"q":${u.q}`;
+      if (!o.deltas || bids.length > 0 || u.snapshot) line += `,"bids":${JSON.stringify(bids)}`;
+      if (!o.deltas || asks.length > 0 || u.snapshot) line += `,"asks":${JSON.stringify(asks)}`;
+      if (o.deltas && u.snapshot) line += ',"snap":true';
+      out.line(line + '}');
+    }
+    counted();
+  });
+  client.onBookMismatch((m) => {
+    if (stopped) return;
+    if (m.attempt === 1) {
+      process.stderr.write(`tickgate tap: ${m.symbol}: ${mismatchText(m)}; resubscribing for a fresh book\n`);
+      return;
+    }
+    // The fresh book the resync asked for is wrong too: this client cannot verify the book.
+    process.stderr.write(`tickgate tap: ${m.symbol}: the book is still wrong after a resync (${mismatchText(m)}); giving up\n`);
+    stopped = true;
+    finish(3);
+  });
+  client.onBookResync((r) => process.stderr.write(`tickgate tap: ${r.symbol}: resynchronised at q ${r.q}\n`));
+  const bookStale = new Set<string>();
+  client.onBookStatus((symbol, status) => {
+    if (status === 'stale') {
+      bookStale.add(symbol);
+      process.stderr.write(`tickgate tap: ${symbol}: book stale\n`);
+    } else if (status === 'live' && bookStale.delete(symbol)) {
+      process.stderr.write(`tickgate tap: ${symbol}: book live\n`);
     }
   });
   client.onConnection((s) => {
@@ -214,7 +292,15 @@ export async function runTap(argv: string[]): Promise<number> {
     return fail(err instanceof ConnectError ? err.message : String(err), 1);
   }
   try {
-    const ack = await client.subscribe(o.symbols, o.throttleMs > 0 ? { throttleMs: o.throttleMs } : {});
+    const th = o.throttleMs > 0 ? { throttleMs: o.throttleMs } : {};
+    let ack: AckResult;
+    if (o.depth === null) {
+      ack = await client.subscribe(o.symbols, th);
+    } else {
+      const depth = o.depth;
+      const acks = await Promise.all(o.symbols.map((s) => client.subscribeBook(s, { ...th, depth })));
+      ack = { ok: acks.flatMap((a) => a.ok), err: acks.flatMap((a) => a.err) };
+    }
     for (const e of ack.err) process.stderr.write(`tickgate tap: ${e.symbol}: ${e.code}: ${e.msg}\n`);
     if (ack.ok.length === 0) {
       await client.close();

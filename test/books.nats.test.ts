@@ -4,15 +4,13 @@
  * by the protocol's rules and recomputes every checksum; at rest every
  * window must equal the published book cut to the client's depth.
  */
-import { crc32 } from 'node:zlib';
 import { encode as mpEncode } from '@msgpack/msgpack';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
-import { TestClient, type Msg } from './helpers/ws-client.js';
-
-type Level = [number, number];
+import { clientBook, type Level } from './helpers/client-book.js';
+import { TestClient } from './helpers/ws-client.js';
 
 let nats: NatsServer;
 let gw: TestGateway;
@@ -36,46 +34,6 @@ afterAll(async () => {
   await gw?.stop();
   await nats?.stop();
 });
-
-function checksum(asks: Level[], bids: Level[], depth: number): number {
-  const k = Math.min(depth, 25);
-  const levels = [...asks.slice(0, k), ...bids.slice(0, k)];
-  const buf = Buffer.alloc(levels.length * 16);
-  levels.forEach(([p, s], i) => {
-    buf.writeDoubleBE(p, 16 * i);
-    buf.writeDoubleBE(s, 16 * i + 8);
-  });
-  return crc32(buf) >>> 0;
-}
-
-/** A book as a client keeps it, from the messages of one symbol. */
-function clientBook(messages: Msg[], symbol: string, depth: number) {
-  let bids = new Map<number, number>();
-  let asks = new Map<number, number>();
-  let q = 0;
-  const problems: string[] = [];
-  const sorted = () => ({
-    bids: [...bids].sort((a, b) => b[0] - a[0]),
-    asks: [...asks].sort((a, b) => a[0] - b[0]),
-  });
-  for (const m of messages) {
-    if (m['s'] !== symbol) continue;
-    if (m.t === 'book') {
-      bids = new Map(m['bids'] as Level[]);
-      asks = new Map(m['asks'] as Level[]);
-    } else if (m.t === 'bupd') {
-      if (m['q'] !== q + 1) problems.push(`bupd q ${String(m['q'])} after ${q}`);
-      for (const [p, s] of (m['bids'] as Level[] | undefined) ?? []) s === 0 ? bids.delete(p) : bids.set(p, s);
-      for (const [p, s] of (m['asks'] as Level[] | undefined) ?? []) s === 0 ? asks.delete(p) : asks.set(p, s);
-    } else continue;
-    q = m['q'] as number;
-    const w = sorted();
-    bids = new Map(w.bids.slice(0, depth));
-    asks = new Map(w.asks.slice(0, depth));
-    if (checksum(w.asks.slice(0, depth), w.bids.slice(0, depth), depth) !== m['cs']) problems.push(`cs mismatch at q ${q}`);
-  }
-  return { ...sorted(), q, problems };
-}
 
 /** The publisher's own book, to compare with. */
 class SourceBook {

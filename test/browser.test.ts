@@ -1,8 +1,9 @@
 /**
  * The dashboard in a real Chromium (Debian's, driven by playwright-core):
  * served by the gateway, fed by it, surviving a gateway restart, showing
- * stale symbols, adding field columns with the column picker, and keeping
- * up with 200 ticking symbols.
+ * stale symbols, adding field columns with the column picker, showing the
+ * selected symbol's order book as a depth ladder, and keeping up with 200
+ * ticking symbols.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { Packr } from 'msgpackr';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { encode as mpEncode } from '@msgpack/msgpack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from './helpers/gateway.js';
 import { freePort, startNatsServer } from './helpers/nats-server.js';
@@ -205,7 +207,11 @@ describe('dashboard', () => {
       const num = (t: string | null) => Number((t ?? '').replace(/,/g, ''));
       for (const s of watched) {
         await expect.poll(() => high(s).textContent(), { timeout: 5000 }).toMatch(/^\d[\d,]*\.\d+$/);
-        const [h, last] = await Promise.all([high(s).textContent(), cell(page, s, 'last').textContent()]);
+        // Both cells in one page turn: a frame between two reads could move last and high.
+        const [h, last] = await page.locator(`tr[data-symbol="${s}"]`).evaluate((tr) => {
+          const q = (sel: string) => (tr as unknown as { querySelector(s: string): { textContent: string | null } }).querySelector(sel).textContent;
+          return [q('td[data-field="high"]'), q('td.last')];
+        });
         expect(num(h), `${s} high ${h} last ${last}`).toBeGreaterThanOrEqual(num(last));
       }
       await page.screenshot({ path: `${ARTIFACTS}/dashboard-columns-menu.png` });
@@ -232,6 +238,134 @@ describe('dashboard', () => {
       await page.close();
     } finally {
       await gw.stop();
+    }
+  }, 60_000);
+
+  it("shows the selected symbol's order book as a depth ladder, live, stale on a source gap, and no book for a symbol without one", async () => {
+    const nats = await startNatsServer();
+    const gw = await startGateway({
+      nats: { servers: [nats.url] },
+      feeds: [
+        { name: 'sim', subject: 'md.sim.>', codec: 'msgpack' },
+        { name: 'lob', kind: 'book', subject: 'book.>', codec: 'msgpack' },
+      ],
+    });
+    const nc = await connect({ servers: nats.url });
+    // A BTC/USDT book on a 0.5 grid around 64,250, sizes in thousandths; quotes follow its top.
+    type Level = [number, number];
+    const bids = new Map<number, number>();
+    const asks = new Map<number, number>();
+    let seq = 0;
+    let x = 11;
+    const rnd = () => (x = (x * 48271) % 2147483647) / 2147483647;
+    const size = () => Math.round((0.05 + rnd() * rnd() * 6) * 1000) / 1000;
+    for (let k = 1; k <= 40; k++) {
+      bids.set(64_250 - 0.5 * k, size());
+      asks.set(64_250 + 0.5 * (k - 1), size());
+    }
+    const sorted = (m: Map<number, number>, desc: boolean): Level[] => [...m].sort((a, b) => (desc ? b[0] - a[0] : a[0] - b[0]));
+    const window = (depth: number) => ({ bids: sorted(bids, true).slice(0, depth), asks: sorted(asks, false).slice(0, depth) });
+    const publishBook = (msg: object) => nc.publish('book.BTC/USDT', mpEncode({ s: 'BTC/USDT', seq: ++seq, ...msg }));
+    const quote = () => {
+      const w = window(1);
+      const bid = w.bids[0]![0];
+      const ask = w.asks[0]![0];
+      nc.publish('md.sim.BTC/USDT', mpEncode({ s: 'BTC/USDT', bid, ask, bidSize: w.bids[0]![1], askSize: w.asks[0]![1], last: rnd() < 0.5 ? bid : ask, close: 63_900, volume: 18_250, ts: Date.now() }));
+      nc.publish('md.sim.ETH/USDT', mpEncode({ s: 'ETH/USDT', bid: 3120.5, ask: 3120.75, last: 3120.5, close: 3100, volume: 91_000, ts: Date.now() }));
+    };
+    publishBook({ snapshot: true, bids: sorted(bids, true), asks: sorted(asks, false) });
+    let changing = true;
+    const publisher = setInterval(() => {
+      quote();
+      if (!changing) return;
+      // One to three changes near the top: new sizes, removals, and levels coming back.
+      const cb: Level[] = [];
+      const ca: Level[] = [];
+      for (let n = 1 + Math.floor(rnd() * 3); n > 0; n--) {
+        const k = 1 + Math.floor(rnd() * 14);
+        const [side, book, p] = rnd() < 0.5 ? [cb, bids, 64_250 - 0.5 * k] : [ca, asks, 64_250 + 0.5 * (k - 1)];
+        if (side.some((l) => l[0] === p)) continue;
+        const sz = book.has(p) && rnd() < 0.25 && book.size > 20 ? 0 : size();
+        if (sz === 0) book.delete(p);
+        else book.set(p, sz);
+        side.push([p, sz]);
+      }
+      publishBook({ bids: cb, asks: ca });
+    }, 40);
+    try {
+      const { page, errors } = await openPage(`${gw.http}/`, ['BTC/USDT', 'ETH/USDT']);
+      const ladder = page.locator('#ladder');
+      const rows = (side: 'ask' | 'bid') =>
+        ladder.locator(`.ladder-body .lrow.${side}`).evaluateAll((els) =>
+          els.map((e) => {
+            const t = (c: string) => (e as unknown as { querySelector(s: string): { textContent: string } }).querySelector(c).textContent;
+            const bar = (e as unknown as { querySelector(s: string): { style: { transform: string } } }).querySelector('.bar').style.transform;
+            return { px: t('.px'), size: t('.size'), cum: t('.cum'), bar: Number(/scaleX\(([^)]*)\)/.exec(bar)?.[1] ?? 0) };
+          }),
+        );
+      const num = (t: string) => Number(t.replace(/,/g, ''));
+      expect(await page.locator('#ladder-symbol').textContent()).toBe('BTC/USDT');
+      await expect.poll(async () => (await rows('bid'))[0]!.px, { timeout: 10_000 }).not.toBe('');
+      // Live: the best levels move.
+      const first = JSON.stringify(await rows('bid'));
+      await expect.poll(async () => JSON.stringify(await rows('bid')), { timeout: 5000 }).not.toBe(first);
+
+      // At rest the ladder is the published book cut to depth 10: asks worst to best from the top, then the bids best first.
+      changing = false;
+      await page.waitForTimeout(300);
+      const want = window(10);
+      const askRows = await rows('ask');
+      const bidRows = await rows('bid');
+      expect(askRows.map((r) => [num(r.px), num(r.size)])).toEqual([...want.asks].reverse());
+      expect(bidRows.map((r) => [num(r.px), num(r.size)])).toEqual(want.bids);
+      expect(askRows[0]!.px).toMatch(/^64,25\d\.\d\d$/);
+      // Cumulative sizes and their bars grow away from the spread; the larger side's total fills the row.
+      const cum = (levels: Level[]) => levels.map((_, i) => Math.round(levels.slice(0, i + 1).reduce((a, l) => a + l[1], 0) * 1000) / 1000);
+      expect(bidRows.map((r) => num(r.cum))).toEqual(cum(want.bids));
+      expect([...askRows].reverse().map((r) => num(r.cum))).toEqual(cum(want.asks));
+      const bidBars = bidRows.map((r) => r.bar);
+      const askBars = [...askRows].reverse().map((r) => r.bar);
+      for (const bars of [bidBars, askBars]) for (let i = 1; i < bars.length; i++) expect(bars[i]!).toBeGreaterThanOrEqual(bars[i - 1]!);
+      expect(Math.max(bidBars.at(-1)!, askBars.at(-1)!)).toBeCloseTo(1, 6);
+      const spread = want.asks[0]![0] - want.bids[0]![0];
+      expect(await ladder.locator('.lrow.spread').textContent()).toContain(`spread ${spread.toFixed(2)}`);
+      expect(await ladder.getAttribute('data-status')).toBeNull();
+      changing = true;
+      await page.waitForTimeout(1500); // some chart history
+      await page.screenshot({ path: '/tmp/dashboard-ladder.png' });
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-ladder.png` });
+
+      // A message lost upstream: the gateway marks the book stale, and the ladder shows it.
+      changing = false;
+      seq++;
+      publishBook({ bids: [[64_249.5, 1]], asks: [] });
+      await expect.poll(() => ladder.getAttribute('data-status'), { timeout: 10_000 }).toBe('stale');
+      expect(await ladder.locator('.badge').evaluate((el) => getComputedStyle(el, '::after').content)).toBe('"STALE"');
+      expect((await rows('bid'))[0]!.px).not.toBe('');
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-ladder-stale.png` });
+      // The source's next snapshot makes it live again, with that book.
+      bids.clear();
+      asks.clear();
+      bids.set(64_240, 2.5);
+      asks.set(64_260, 1.25);
+      publishBook({ snapshot: true, bids: sorted(bids, true), asks: sorted(asks, false) });
+      await expect.poll(() => ladder.getAttribute('data-status'), { timeout: 10_000 }).toBeNull();
+      await expect.poll(async () => (await rows('bid')).map((r) => r.px), { timeout: 5000 }).toEqual(['64,240.00', ...Array(9).fill('')]);
+
+      // Another symbol: the ladder follows the selection, and says when the gateway has no book.
+      await page.locator('tr[data-symbol="ETH/USDT"] td.sym').click();
+      expect(await page.locator('#ladder-symbol').textContent()).toBe('ETH/USDT');
+      await expect.poll(() => ladder.getAttribute('data-status'), { timeout: 5000 }).toBe('unknown');
+      expect(await page.locator('#ladder-note').textContent()).toBe('no order book for ETH/USDT');
+      expect((await rows('bid'))[0]!.px).toBe('');
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      clearInterval(publisher);
+      await nc.close();
+      await gw.stop();
+      await nats.stop();
     }
   }, 60_000);
 

@@ -1,13 +1,18 @@
 /**
  * `tickgate tap`, the built command as a user runs it, against a real
  * gateway: its JSON lines parse, merge to the gateway's state, and the
- * options do what they say.
+ * options do what they say. With `--book`, against a gateway fed books by a
+ * real nats-server, and against a scripted server whose checksums are wrong.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decode, encode } from '@msgpack/msgpack';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { bookChecksum } from '../src/client/order-book.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
-import { freePort } from './helpers/nats-server.js';
+import { freePort, startNatsServer, type NatsServer } from './helpers/nats-server.js';
 import { ensureBuilt, ROOT } from './helpers/process.js';
 
 const CLI = `${ROOT}dist/src/cli.js`;
@@ -169,4 +174,143 @@ it('is the package bin: tickgate serve runs the server, unknown commands fail', 
   const unknown = await run(['frobnicate']);
   expect(unknown.code).toBe(2);
   expect(unknown.err).toContain('unknown command "frobnicate"');
+});
+
+type Level = [number, number];
+
+describe('tickgate tap --book', () => {
+  let nats: NatsServer;
+  let gw: TestGateway;
+  let pub: NatsConnection;
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    gw = await startGateway({ nats: { servers: [nats.url] }, feeds: [{ name: 'lob', kind: 'book', subject: 'book.>', codec: 'msgpack' }] });
+    pub = await connect({ servers: nats.url });
+  });
+  afterAll(async () => {
+    await pub?.close();
+    await gw?.stop();
+    await nats?.stop();
+  });
+
+  it('prints the window after every book message, or with --deltas the levels set; both end at the published book', async () => {
+    const bids = new Map<number, number>();
+    const asks = new Map<number, number>();
+    let seq = 0;
+    const publish = (b: Level[], a: Level[], snapshot = false) => {
+      for (const [p, s] of b) s === 0 ? bids.delete(p) : bids.set(p, s);
+      for (const [p, s] of a) s === 0 ? asks.delete(p) : asks.set(p, s);
+      pub.publish('book.BTC-USD', encode({ s: 'BTC-USD', seq: ++seq, snapshot, bids: b, asks: a }));
+    };
+    publish(
+      Array.from({ length: 12 }, (_, i): Level => [100 - i, i + 1]),
+      Array.from({ length: 12 }, (_, i): Level => [101 + i, i + 1]),
+      true,
+    );
+    await pub.flush();
+    const win = tap(['--book', 'BTC-USD', '--depth', '5', '--url', gw.url, '--duration', '2']);
+    const deltas = tap(['--book', 'BTC-USD', '--depth', '5', '--deltas', '--url', gw.url, '--duration', '2']);
+    await until(() => win.lines().length >= 1 && deltas.lines().length >= 1, 'the first book from both taps');
+    let x = 3;
+    const rnd = () => (x = (x * 48271) % 2147483647) / 2147483647;
+    for (let i = 0; i < 300; i++) {
+      const lvl = (base: number, sign: number): Level[] => [[base + sign * Math.floor(rnd() * 8), rnd() < 0.3 ? 0 : 1 + Math.floor(rnd() * 9)]];
+      publish(lvl(100, -1), lvl(101, 1));
+    }
+    await pub.flush();
+    expect(await win.exited).toBe(0);
+    expect(await deltas.exited).toBe(0);
+    expect(win.stderr()).toBe('');
+    expect(deltas.stderr()).toBe('');
+    const want = { bids: [...bids].sort((a, b) => b[0] - a[0]).slice(0, 5), asks: [...asks].sort((a, b) => a[0] - b[0]).slice(0, 5) };
+
+    const lines = win.lines();
+    expect(lines.length).toBeGreaterThan(200);
+    expect(lines[0]).toEqual({ s: 'BTC-USD', q: 1, bids: [[100, 1], [99, 2], [98, 3], [97, 4], [96, 5]], asks: [[101, 1], [102, 2], [103, 3], [104, 4], [105, 5]] });
+    lines.forEach((l, i) => i > 0 && expect(l['q']).toBe((lines[i - 1]!['q'] as number) + 1));
+    expect({ bids: lines.at(-1)!['bids'], asks: lines.at(-1)!['asks'] }).toEqual(want);
+
+    // Deltas: a full book first, then the levels each message set; applied and cut to 5 they give the same window.
+    const d = deltas.lines();
+    expect(d[0]).toMatchObject({ snap: true });
+    const book = { bids: new Map<number, number>(), asks: new Map<number, number>() };
+    for (const l of d) {
+      if (l['snap'] === true) {
+        book.bids = new Map(l['bids'] as Level[]);
+        book.asks = new Map(l['asks'] as Level[]);
+        continue;
+      }
+      for (const [side, levels] of [[book.bids, l['bids']], [book.asks, l['asks']]] as const) for (const [p, s] of (levels as Level[] | undefined) ?? []) s === 0 ? side.delete(p) : side.set(p, s);
+      book.bids = new Map([...book.bids].sort((a, b) => b[0] - a[0]).slice(0, 5));
+      book.asks = new Map([...book.asks].sort((a, b) => a[0] - b[0]).slice(0, 5));
+    }
+    expect({ bids: [...book.bids], asks: [...book.asks] }).toEqual(want);
+  });
+
+  it('exits 1 naming the reason when the gateway refuses the book subscription', async () => {
+    const t = tap(['--book', 'NONE-USD', '--url', gw.url, '--depth', '500']);
+    expect(await t.exited).toBe(1);
+    expect(t.stderr()).toContain('exceeds this server\'s maximum of 100');
+  });
+
+  it('exits 2 on a bad --depth, or --depth without --book', async () => {
+    const bad = tap(['--book', 'X', '--depth', '7']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.stderr()).toContain('--depth: expected one of 1, 5, 10, 25, 50, 100, 500, 1000, got "7"');
+    const noBook = tap(['X', '--depth', '10']);
+    expect(await noBook.exited).toBe(2);
+    expect(noBook.stderr()).toContain('--depth applies to --book only');
+  });
+});
+
+/**
+ * A scripted gateway for what a real one does not do: it answers each book
+ * `sub` with an ack and a `book` whose checksum is wrong for the first
+ * `wrongBooks` subscriptions and right after that.
+ */
+async function wrongChecksumServer(wrongBooks: number): Promise<{ url: string; subs: () => number; close: () => Promise<void> }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  let subs = 0;
+  wss.on('connection', (ws) => {
+    const send = (...msgs: object[]) => ws.send(encode(msgs));
+    send({ t: 'hello', v: 1, sid: 'scripted', hbMs: 5000, serverTs: Date.now(), limits: { maxSymbols: 100, maxMessageBytes: 65536, maxMessagesPerSec: 100 } });
+    ws.on('message', (data: Buffer) => {
+      const req = JSON.parse(data.toString()) as { op: string; id: number; symbols: string[]; depth: number };
+      if (req.op !== 'sub') return;
+      subs++;
+      const bids: Level[] = [[99.5, 2]];
+      const asks: Level[] = [[100.5, 3]];
+      const cs = bookChecksum(asks, bids, req.depth);
+      send({ t: 'ack', id: req.id, op: 'sub', ok: req.symbols, err: [], channel: 'book', depth: req.depth }, { t: 'book', s: req.symbols[0], q: 1, bids, asks, cs: subs <= wrongBooks ? (cs ^ 1) >>> 0 : cs });
+    });
+  });
+  const port = (wss.address() as { port: number }).port;
+  return { url: `ws://127.0.0.1:${port}/v1/stream`, subs: () => subs, close: () => new Promise((resolve) => wss.close(() => resolve())) };
+}
+
+it('tap --book resubscribes after a checksum mismatch and goes on when the fresh book verifies', async () => {
+  const srv = await wrongChecksumServer(1);
+  onTestFinished(() => srv.close());
+  const t = tap(['--book', 'BTC-USD', '--url', srv.url, '--count', '1']);
+  expect(await t.exited).toBe(0);
+  expect(t.lines()).toEqual([{ s: 'BTC-USD', q: 1, bids: [[99.5, 2]], asks: [[100.5, 3]] }]);
+  const cs = bookChecksum([[100.5, 3]], [[99.5, 2]], 10);
+  expect(t.stderr()).toBe(
+    `tickgate tap: BTC-USD: checksum mismatch at q 1: computed ${cs}, gateway sent ${(cs ^ 1) >>> 0}; resubscribing for a fresh book\n` + 'tickgate tap: BTC-USD: resynchronised at q 1\n',
+  );
+  expect(srv.subs()).toBe(2);
+});
+
+it('tap --book exits 3 with a clear message when the book is still wrong after a resync', async () => {
+  const srv = await wrongChecksumServer(Infinity);
+  onTestFinished(() => srv.close());
+  const t = tap(['--book', 'BTC-USD', '--url', srv.url, '--duration', '10']);
+  expect(await t.exited).toBe(3);
+  expect(t.lines()).toEqual([]);
+  const err = t.stderr().split('\n');
+  expect(err[0]).toMatch(/^tickgate tap: BTC-USD: checksum mismatch at q 1: computed \d+, gateway sent \d+; resubscribing for a fresh book$/);
+  expect(err[1]).toMatch(/^tickgate tap: BTC-USD: the book is still wrong after a resync \(checksum mismatch at q 1: computed \d+, gateway sent \d+\); giving up$/);
+  // The first sub, the resync, and the SDK's second resync, sent as it reported the second mismatch.
+  expect(srv.subs()).toBe(3);
 });

@@ -1,8 +1,11 @@
 /**
  * TickgateClient: one WebSocket connection to a tickgate gateway, with the
  * protocol's bookkeeping done for the user: snapshot/delta merge per symbol,
- * stale-update rejection by `q`, reconnect with backoff and resubscription,
- * dead-connection detection from heartbeats, and request/reply matching.
+ * stale-update rejection by `q`, order books kept by the protocol's rules
+ * and verified by their checksum (resubscribing on a mismatch), trade
+ * prints delivered once each in order and resumed from their position after
+ * a reconnect, reconnect with backoff and resubscription, dead-connection
+ * detection from heartbeats, and request/reply matching.
  *
  * Runtime-neutral: it imports nothing from Node.js. Browsers use their own
  * `WebSocket`; Node.js 20 passes the `ws` package as `options.WebSocket`.
@@ -10,17 +13,30 @@
 import { Decoder } from '@msgpack/msgpack';
 import { backoffDelay, retryAfterDelay } from './backoff.js';
 import { ConnectError, ProtocolError, RequestError, TickgateError } from './errors.js';
+import { BOOK_DEPTHS, LocalBook } from './order-book.js';
+import { TradeCursor } from './trade-cursor.js';
 import type {
   AckResult,
+  BookAck,
+  BookDepth,
+  BookMismatch,
+  BookResync,
+  BookUpdate,
   ClientOptions,
   CloseInfo,
   ConfiguredFields,
   ConnectionStatus,
   Heartbeat,
+  OrderBook,
   ServerHello,
   SymbolList,
   SymbolState,
   SymbolStatus,
+  Trade,
+  TradeAck,
+  TradeGap,
+  TradePosition,
+  TradeResume,
   Update,
   WebSocketConstructor,
   WebSocketLike,
@@ -36,9 +52,23 @@ const SUB_CHUNK = 500;
 const CLOSE_HEARTBEAT_TIMEOUT = 4000;
 const CLOSE_CONNECT_TIMEOUT = 4001;
 const CLOSE_PROTOCOL_ERROR = 4002;
+/** Default book depth, as the server's when `depth` is absent. */
+const DEFAULT_BOOK_DEPTH = 10;
+/**
+ * Resubscriptions in a row for one book before the client gives up on it. A
+ * fresh book that fails its checksum again means the client and the server
+ * disagree about the book itself, and asking again would only repeat it.
+ */
+const MAX_BOOK_RESYNCS = 3;
 
 type Msg = Record<string, unknown>;
 type Timer = ReturnType<typeof setTimeout>;
+
+/** The acks of one trade `sub` (all its chunks), merged. */
+interface TradeSubResult extends AckResult {
+  pos: Map<string, TradePosition>;
+  rec: Map<string, boolean>;
+}
 
 /** What the client keeps per subscribed symbol. */
 interface Sym {
@@ -51,8 +81,22 @@ interface Sym {
   status: SymbolStatus | null;
 }
 
+/** What the client keeps per subscribed book. */
+interface BookSub {
+  depth: number;
+  throttleMs: number;
+  book: LocalBook;
+  /** False until the first verified book: `book()` answers undefined until then. */
+  shown: boolean;
+  /** Mismatches in a row since the last verified message. */
+  attempts: number;
+  status: SymbolStatus | null;
+}
+
 interface Pending {
   op: string;
+  /** Runs as the reply is handled, before any later message of its frame: what must be known to place those messages. */
+  onReply: ((m: Msg) => void) | undefined;
   resolve(m: Msg): void;
   reject(e: Error): void;
   timer: Timer;
@@ -162,6 +206,12 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   private openWaiters: Array<{ resolve(h: ServerHello): void; reject(e: Error): void }> = [];
   /** Per throttle interval, the ack of this connection's resubscription. */
   private resubAcks = new Map<number, Promise<AckResult>>();
+  private readonly books = new Map<string, BookSub>();
+  /** Per depth and throttle (`depth/throttleMs`), the ack of this connection's book resubscription. */
+  private bookResubAcks = new Map<string, Promise<BookAck>>();
+  private readonly trades = new Map<string, TradeCursor>();
+  /** Per trade subscription, the ack of this connection's resubscription. */
+  private tradeResubAcks = new Map<TradeCursor, Promise<TradeSubResult>>();
   private hbTimer: Timer | null = null;
   private connectTimer: Timer | null = null;
   private reconnectTimer: Timer | null = null;
@@ -171,6 +221,14 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   private readonly connectionListeners: Array<(s: ConnectionStatus) => void> = [];
   private readonly heartbeatListeners: Array<(hb: Heartbeat) => void> = [];
   private readonly errorListeners: Array<(e: TickgateError) => void> = [];
+  private readonly bookListeners: Array<(u: BookUpdate) => void> = [];
+  private readonly bookStatusListeners: Array<(symbol: string, status: SymbolStatus) => void> = [];
+  private readonly bookMismatchListeners: Array<(m: BookMismatch) => void> = [];
+  private readonly bookResyncListeners: Array<(r: BookResync) => void> = [];
+  private readonly tradeListeners: Array<(t: Trade) => void> = [];
+  private readonly tradeGapListeners: Array<(g: TradeGap) => void> = [];
+  private readonly tradeResumeListeners: Array<(r: TradeResume) => void> = [];
+  private readonly tradeStatusListeners: Array<(symbol: string, status: SymbolStatus) => void> = [];
   private readonly queues = new Set<UpdateQueue<X>>();
 
   /** Last round trip measured by `ping()`, milliseconds (NaN before the first). */
@@ -288,7 +346,202 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     return toAck(m);
   }
 
-  /** Round trip to the server and back, milliseconds. */
+  /**
+   * Subscribes to the order book of `symbol`: at most `depth` levels per
+   * side (default 10), and with `throttleMs` at most one message per
+   * interval. Resolves with the server's `ack`. The client keeps the book
+   * (`book(symbol)`, `onBook`), verifies every message's checksum and, on a
+   * mismatch, subscribes again for a fresh book (`onBookMismatch`,
+   * `onBookResync`). Calling it again for the same symbol changes the depth
+   * or throttle and fetches a fresh book. Book subscriptions are renewed
+   * after a reconnect, as quote subscriptions are.
+   */
+  async subscribeBook(symbol: string, options: { depth?: BookDepth; throttleMs?: number } = {}): Promise<BookAck> {
+    const depth = options.depth ?? DEFAULT_BOOK_DEPTH;
+    const throttleMs = options.throttleMs ?? 0;
+    if (typeof symbol !== 'string') throw new TypeError('symbol must be a string');
+    if (!BOOK_DEPTHS.includes(depth)) throw new TypeError(`depth must be one of ${BOOK_DEPTHS.join(', ')}`);
+    if (!Number.isSafeInteger(throttleMs) || throttleMs < 0) throw new TypeError('throttleMs must be a non-negative integer');
+    if (!isValidSymbol(symbol)) {
+      return { ok: [], err: [{ symbol, code: 'BAD_SYMBOL', msg: 'symbol must be a string of 1-64 characters without control characters' }], depth };
+    }
+    let b = this.books.get(symbol);
+    const added = b === undefined;
+    if (b === undefined) {
+      b = { depth, throttleMs, book: new LocalBook(symbol, depth), shown: false, attempts: 0, status: null };
+      this.books.set(symbol, b);
+    } else {
+      b.depth = depth;
+      b.throttleMs = throttleMs;
+      b.attempts = 0;
+    }
+    // Messages until the fresh book may be for the previous depth: wait for the book.
+    b.book.synced = false;
+    b.book.depth = depth;
+    for (;;) {
+      try {
+        if (this.hello !== null) return await this.sendBookSub([symbol], depth, throttleMs);
+        await this.nextOpen();
+        // The resubscription at open included this book, with others of the same depth and throttle.
+        const ack = await (this.bookResubAcks.get(`${depth}/${throttleMs}`) ?? this.sendBookSub([symbol], depth, throttleMs));
+        const mine: BookAck = { ok: ack.ok.filter((s) => s === symbol), err: ack.err.filter((e) => e.symbol === symbol), depth: ack.depth };
+        if (ack.throttleMs !== undefined) mine.throttleMs = ack.throttleMs;
+        return mine;
+      } catch (e) {
+        if (e instanceof ConnectError && !this.stopped) continue;
+        if (e instanceof RequestError && added) this.books.delete(symbol);
+        throw e;
+      }
+    }
+  }
+
+  /** Unsubscribes from a book; its local copy is dropped at once and later messages for it are ignored. */
+  async unsubscribeBook(symbol: string): Promise<AckResult> {
+    this.books.delete(symbol);
+    if (this.hello === null || !isValidSymbol(symbol)) return { ok: isValidSymbol(symbol) ? [symbol] : [], err: [] };
+    return toAck(await this.request('unsub', { op: 'unsub', channel: 'book', symbols: [symbol] }));
+  }
+
+  /** The client's copy of a subscribed book (the live object), or undefined before its first verified book. */
+  book(symbol: string): OrderBook | undefined {
+    const b = this.books.get(symbol);
+    return b !== undefined && b.shown ? b.book : undefined;
+  }
+
+  /** The status of a subscribed book (`stat` with `ch: "book"`), or undefined when not yet known on this connection. */
+  bookStatus(symbol: string): SymbolStatus | undefined {
+    return this.books.get(symbol)?.status ?? undefined;
+  }
+
+  /** The books subscribed (or to be subscribed at the next connect). */
+  bookSubscriptions(): string[] {
+    return [...this.books.keys()];
+  }
+
+  /** Every applied and verified `book` and `bupd`. Returns a function that removes the listener. */
+  onBook(fn: (u: BookUpdate) => void): () => void {
+    return off(this.bookListeners, fn);
+  }
+
+  /** Per-book status changes: `stat` with `ch: "book"`, and `live` when a book's first data arrives. */
+  onBookStatus(fn: (symbol: string, status: SymbolStatus) => void): () => void {
+    return off(this.bookStatusListeners, fn);
+  }
+
+  /** A book message that failed its checksum (or its sequence, or its shape); the client resubscribes unless it gave up. */
+  onBookMismatch(fn: (m: BookMismatch) => void): () => void {
+    return off(this.bookMismatchListeners, fn);
+  }
+
+  /** A fresh book verified after a mismatch. */
+  onBookResync(fn: (r: BookResync) => void): () => void {
+    return off(this.bookResyncListeners, fn);
+  }
+
+  /**
+   * Subscribes to the trade prints of `symbol`: every trade, in order, each
+   * once (`onTrade`). `last` asks for up to that many recent trades first;
+   * `since` resumes after a position kept from earlier (`tradePosition`),
+   * and the ack says whether that worked (`recovered`, and `onTradeResume`).
+   * With `throttleMs`, trades come batched, at most one frame per interval,
+   * never merged. The client keeps the position of the last trade it
+   * delivered and, after a reconnect (to the same gateway or another
+   * replica), subscribes with `since` on its own: the trades in between
+   * follow, or `onTradeResume` says they could not be recovered, and
+   * `onTradeGap` reports trades the gateway lost while this client was
+   * behind. Calling it again for the same symbol changes the throttle and
+   * keeps the position.
+   */
+  async subscribeTrades(symbol: string, options: { last?: number; throttleMs?: number; since?: TradePosition } = {}): Promise<TradeAck> {
+    const last = options.last ?? 0;
+    const throttleMs = options.throttleMs ?? 0;
+    const since = options.since;
+    if (typeof symbol !== 'string') throw new TypeError('symbol must be a string');
+    if (!Number.isSafeInteger(last) || last < 0) throw new TypeError('last must be a non-negative integer');
+    if (!Number.isSafeInteger(throttleMs) || throttleMs < 0) throw new TypeError('throttleMs must be a non-negative integer');
+    if (since !== undefined && (typeof since !== 'object' || since === null || typeof since.e !== 'string' || !Number.isSafeInteger(since.q) || since.q < 0)) {
+      throw new TypeError('since must be a position {e: string, q: non-negative integer}');
+    }
+    if (!isValidSymbol(symbol)) {
+      return { ok: [], err: [{ symbol, code: 'BAD_SYMBOL', msg: 'symbol must be a string of 1-64 characters without control characters' }] };
+    }
+    let t = this.trades.get(symbol);
+    const added = t === undefined;
+    if (t === undefined) {
+      t = new TradeCursor(symbol, throttleMs, last, since ?? null);
+      this.trades.set(symbol, t);
+    } else {
+      t.throttleMs = throttleMs;
+      t.last = last;
+      if (since !== undefined) t.resumeFrom(since);
+    }
+    for (;;) {
+      try {
+        let r: TradeSubResult;
+        if (this.hello !== null) {
+          r = await this.sendTradeSub([t], throttleMs, last);
+        } else {
+          await this.nextOpen();
+          // The resubscription at open included this symbol, with others of the same throttle and `last`.
+          r = await (this.tradeResubAcks.get(t) ?? this.sendTradeSub([t], throttleMs, last));
+        }
+        const ack: TradeAck = { ok: r.ok.filter((s) => s === symbol), err: r.err.filter((e) => e.symbol === symbol) };
+        if (r.throttleMs !== undefined) ack.throttleMs = r.throttleMs;
+        const p = r.pos.get(symbol);
+        if (p !== undefined) ack.position = p;
+        const rec = r.rec.get(symbol);
+        if (rec !== undefined) ack.recovered = rec;
+        return ack;
+      } catch (e) {
+        if (e instanceof ConnectError && !this.stopped) continue;
+        if (e instanceof RequestError && added && this.trades.get(symbol) === t) this.trades.delete(symbol);
+        throw e;
+      }
+    }
+  }
+
+  /** Unsubscribes from a symbol's trades; its position is forgotten and later trades for it are ignored. */
+  async unsubscribeTrades(symbol: string): Promise<AckResult> {
+    this.trades.delete(symbol);
+    if (this.hello === null || !isValidSymbol(symbol)) return { ok: isValidSymbol(symbol) ? [symbol] : [], err: [] };
+    return toAck(await this.request('unsub', { op: 'unsub', channel: 'trade', symbols: [symbol] }));
+  }
+
+  /** The position `{e, q}` of the last trade delivered for a symbol (keep it to resume later with `since`), or undefined before any. */
+  tradePosition(symbol: string): TradePosition | undefined {
+    return this.trades.get(symbol)?.position();
+  }
+
+  /** The status of a symbol's trades (`stat` with `ch: "trade"`), or undefined until the gateway sends one on this connection. */
+  tradeStatus(symbol: string): SymbolStatus | undefined {
+    return this.trades.get(symbol)?.status ?? undefined;
+  }
+
+  /** The symbols whose trades are subscribed (or to be subscribed at the next connect). */
+  tradeSubscriptions(): string[] {
+    return [...this.trades.keys()];
+  }
+
+  /** Every trade, in order per symbol, each once. Returns a function that removes the listener. */
+  onTrade(fn: (t: Trade) => void): () => void {
+    return off(this.tradeListeners, fn);
+  }
+
+  /** Trades the gateway lost for this client (`gap`: they left its history while the client was behind). */
+  onTradeGap(fn: (g: TradeGap) => void): () => void {
+    return off(this.tradeGapListeners, fn);
+  }
+
+  /** Every resumed trade subscription (`since`): recovered, or not and why. */
+  onTradeResume(fn: (r: TradeResume) => void): () => void {
+    return off(this.tradeResumeListeners, fn);
+  }
+
+  /** Per-symbol trade status changes: `stat` with `ch: "trade"`. */
+  onTradeStatus(fn: (symbol: string, status: SymbolStatus) => void): () => void {
+    return off(this.tradeStatusListeners, fn);
+  }
+
   /**
    * Replaces the token: used for every later connection, and sent now (`op:
    * auth`) to extend the current session before the old token expires.
@@ -302,6 +555,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     return typeof ack['exp'] === 'number' ? ack['exp'] : null;
   }
 
+  /** Round trip to the server and back, milliseconds. */
   async ping(): Promise<number> {
     const t0 = performance.now();
     await this.request('ping', { op: 'ping', ts: Date.now() });
@@ -577,6 +831,136 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       });
       this.resubAcks.set(throttleMs, p);
     }
+    this.bookResubAcks = new Map();
+    const bookGroups = new Map<string, { depth: number; throttleMs: number; symbols: string[] }>();
+    for (const [s, b] of this.books) {
+      b.book.synced = false;
+      b.attempts = 0;
+      b.status = null;
+      const key = `${b.depth}/${b.throttleMs}`;
+      let g = bookGroups.get(key);
+      if (g === undefined) bookGroups.set(key, (g = { depth: b.depth, throttleMs: b.throttleMs, symbols: [] }));
+      g.symbols.push(s);
+    }
+    for (const [key, g] of bookGroups) {
+      const p = this.sendBookSub(g.symbols, g.depth, g.throttleMs);
+      p.catch((e: unknown) => {
+        if (!(e instanceof ConnectError)) emit(this.errorListeners, e as TickgateError);
+      });
+      this.bookResubAcks.set(key, p);
+    }
+    // Trades resume from each symbol's position (`since`); those without one start fresh with their `last`.
+    this.tradeResubAcks = new Map();
+    const tradeGroups = new Map<string, TradeCursor[]>();
+    for (const t of this.trades.values()) {
+      t.reset();
+      const key = `${t.throttleMs}/${t.last}`;
+      let g = tradeGroups.get(key);
+      if (g === undefined) tradeGroups.set(key, (g = []));
+      g.push(t);
+    }
+    for (const g of tradeGroups.values()) {
+      const p = this.sendTradeSub(g, g[0]!.throttleMs, g[0]!.last);
+      p.catch((e: unknown) => {
+        if (!(e instanceof ConnectError)) emit(this.errorListeners, e as TickgateError);
+      });
+      for (const t of g) this.tradeResubAcks.set(t, p);
+    }
+  }
+
+  /**
+   * Sends `sub` for trades in chunks: `since` for each symbol with a
+   * position, `last` for the others. Each ack is applied as it is read,
+   * before the trades behind it in the same frame; rejected symbols are
+   * forgotten.
+   */
+  private async sendTradeSub(cursors: TradeCursor[], throttleMs: number, last: number): Promise<TradeSubResult> {
+    const reqs: Array<Promise<Msg>> = [];
+    for (let i = 0; i < cursors.length; i += SUB_CHUNK) {
+      const chunk = cursors.slice(i, i + SUB_CHUNK);
+      const sent = new Map<string, { cursor: TradeCursor; since: TradePosition | null }>();
+      const req: Msg = { op: 'sub', channel: 'trade', symbols: chunk.map((t) => t.symbol) };
+      let since: Record<string, TradePosition> | null = null;
+      for (const t of chunk) {
+        const p = t.since();
+        sent.set(t.symbol, { cursor: t, since: p });
+        if (p === null) continue;
+        // A symbol is a key here: defineProperty, so "__proto__" stays a plain key.
+        since ??= {};
+        Object.defineProperty(since, t.symbol, { value: p, enumerable: true, writable: true, configurable: true });
+      }
+      if (since !== null) req['since'] = since;
+      if (last > 0) req['last'] = last;
+      if (throttleMs > 0) req['throttleMs'] = throttleMs;
+      reqs.push(this.request('sub', req, (m) => this.onTradeAck(m, sent)));
+    }
+    const result: TradeSubResult = { ok: [], err: [], pos: new Map(), rec: new Map() };
+    for (const m of await Promise.all(reqs)) {
+      const a = toAck(m);
+      result.ok.push(...a.ok);
+      result.err.push(...a.err);
+      if (a.throttleMs !== undefined) result.throttleMs = a.throttleMs;
+      const pos = m['pos'];
+      const rec = m['rec'];
+      for (const s of a.ok) {
+        const p = isPosition(pos, s);
+        if (p !== null) result.pos.set(s, p);
+        const r = typeof rec === 'object' && rec !== null && Object.hasOwn(rec, s) ? (rec as Msg)[s] : undefined;
+        if (typeof r === 'boolean') result.rec.set(s, r);
+      }
+    }
+    return result;
+  }
+
+  /** A trade ack, as it is read: each accepted symbol learns this connection's epoch, and a resume its outcome. */
+  private onTradeAck(m: Msg, sent: Map<string, { cursor: TradeCursor; since: TradePosition | null }>): void {
+    const a = toAck(m);
+    for (const e of a.err) {
+      const x = sent.get(e.symbol);
+      if (x !== undefined && this.trades.get(e.symbol) === x.cursor) this.trades.delete(e.symbol);
+    }
+    const rec = m['rec'];
+    for (const s of a.ok) {
+      const x = sent.get(s);
+      // Unsubscribed (or subscribed anew) since the request: not this cursor's ack.
+      if (x === undefined || this.trades.get(s) !== x.cursor) continue;
+      const at = isPosition(m['pos'], s);
+      if (at === null) {
+        emit(this.errorListeners, new ProtocolError(`trade ack for ${s} without its position (pos)`));
+        continue;
+      }
+      const r = typeof rec === 'object' && rec !== null && Object.hasOwn(rec, s) ? (rec as Msg)[s] : undefined;
+      const resume = x.cursor.acked(at, x.since, typeof r === 'boolean' ? r : undefined);
+      if (resume !== null) emit(this.tradeResumeListeners, resume);
+    }
+  }
+
+  /** Sends `sub` for books in chunks and merges the acks; rejected symbols are forgotten. */
+  private async sendBookSub(symbols: string[], depth: number, throttleMs: number): Promise<BookAck> {
+    const reqs: Array<Promise<Msg>> = [];
+    for (let i = 0; i < symbols.length; i += SUB_CHUNK) {
+      const req: Msg = { op: 'sub', channel: 'book', symbols: symbols.slice(i, i + SUB_CHUNK), depth };
+      if (throttleMs > 0) req['throttleMs'] = throttleMs;
+      reqs.push(this.request('sub', req));
+    }
+    const result: BookAck = { ok: [], err: [], depth };
+    for (const m of await Promise.all(reqs)) {
+      const a = toAck(m);
+      result.ok.push(...a.ok);
+      result.err.push(...a.err);
+      if (a.throttleMs !== undefined) result.throttleMs = a.throttleMs;
+      if (typeof m['depth'] === 'number') result.depth = m['depth'];
+    }
+    for (const e of result.err) this.books.delete(e.symbol);
+    return result;
+  }
+
+  /** Subscribes to a book again for a fresh window, after a mismatch. */
+  private resyncBook(symbol: string, b: BookSub): void {
+    this.sendBookSub([symbol], b.depth, b.throttleMs).catch((e: unknown) => {
+      // Lost: the reconnect renews it. Refused or timed out: say so.
+      if (!(e instanceof ConnectError)) emit(this.errorListeners, e as TickgateError);
+    });
   }
 
   /** Sends `sub` in chunks and merges the acks; rejected symbols are forgotten. */
@@ -598,7 +982,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     return result;
   }
 
-  private request(op: string, req: Msg): Promise<Msg> {
+  private request(op: string, req: Msg, onReply?: (m: Msg) => void): Promise<Msg> {
     const ws = this.socket;
     if (ws === null || this.hello === null) return Promise.reject(new ConnectError(`not connected to ${this.safeUrl}`, this.safeUrl));
     const id = this.nextId++;
@@ -608,7 +992,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
         this.pending.delete(id);
         reject(new RequestError('TIMEOUT', `${op}: no reply within ${this.requestTimeoutMs} ms`, op));
       }, this.requestTimeoutMs);
-      this.pending.set(id, { op, resolve, reject, timer });
+      this.pending.set(id, { op, onReply, resolve, reject, timer });
       try {
         ws.send(JSON.stringify(req));
       } catch (cause) {
@@ -655,6 +1039,16 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       case 'upd':
       case 'snap':
         this.onData(m);
+        return;
+      case 'book':
+      case 'bupd':
+        this.onBookData(m);
+        return;
+      case 'trade':
+        this.onTradeMessage(m);
+        return;
+      case 'gap':
+        this.onTradeGapMessage(m);
         return;
       case 'stat':
         this.onStat(m);
@@ -735,10 +1129,108 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     if (this.queues.size > 0) for (const queue of this.queues) queue.push(u);
   }
 
+  /** One `book` or `bupd`: applied to the local window, then verified against its `cs`. */
+  private onBookData(m: Msg): void {
+    const s = m['s'];
+    const q = m['q'];
+    if (typeof s !== 'string' || typeof q !== 'number') return;
+    const b = this.books.get(s);
+    if (b === undefined) return; // unsubscribed: the server may still send until its ack
+    const book = b.book;
+    const snapshot = m['t'] === 'book';
+    const bids = m['bids'];
+    const asks = m['asks'];
+    const cs = m['cs'];
+    if (snapshot) {
+      if (typeof cs !== 'number' || !book.replace(bids, asks, q)) return this.bookMismatch(s, b, q, { reason: 'malformed' });
+    } else {
+      // Waiting for a fresh book: changes cannot be applied to a window known to be wrong.
+      if (!book.synced) return;
+      if (q !== book.q + 1) return this.bookMismatch(s, b, q, { reason: 'sequence', expected: book.q + 1 });
+      if (typeof cs !== 'number' || !book.apply(bids, asks, q)) return this.bookMismatch(s, b, q, { reason: 'malformed' });
+    }
+    const actual = book.checksum();
+    if (actual !== cs) return this.bookMismatch(s, b, q, { reason: 'checksum', expected: cs as number, actual });
+    book.synced = true;
+    b.shown = true;
+    if (b.attempts > 0) {
+      const attempts = b.attempts;
+      b.attempts = 0;
+      emit(this.bookResyncListeners, { symbol: s, q, attempts });
+    }
+    if (b.status === null || b.status === 'unknown') {
+      b.status = 'live';
+      emit(this.bookStatusListeners, s, 'live' as SymbolStatus);
+    }
+    if (this.bookListeners.length === 0) return;
+    const changed = snapshot ? { bids: book.bids, asks: book.asks } : { bids: (bids as BookUpdate['changed']['bids'] | undefined) ?? [], asks: (asks as BookUpdate['changed']['asks'] | undefined) ?? [] };
+    emit(this.bookListeners, { symbol: s, book, q, snapshot, changed });
+  }
+
+  /** The book is wrong from this message on: say so, and ask for a fresh one unless given up. */
+  private bookMismatch(symbol: string, b: BookSub, q: number, detail: { reason: 'checksum'; expected: number; actual: number } | { reason: 'sequence'; expected: number } | { reason: 'malformed' }): void {
+    b.book.synced = false;
+    b.attempts++;
+    const resubscribing = b.attempts <= MAX_BOOK_RESYNCS && this.hello !== null;
+    emit(this.bookMismatchListeners, { symbol, q, attempt: b.attempts, resubscribing, ...detail } as BookMismatch);
+    if (resubscribing) this.resyncBook(symbol, b);
+    else if (b.attempts === MAX_BOOK_RESYNCS + 1) {
+      emit(this.errorListeners, new ProtocolError(`book ${symbol}: still wrong after ${MAX_BOOK_RESYNCS} fresh books (${detail.reason} at q ${q}); not resubscribing`));
+    }
+  }
+
+  /** One `trade`: delivered when it lies after the symbol's position in this connection's epoch. */
+  private onTradeMessage(m: Msg): void {
+    const s = m['s'];
+    const q = m['q'];
+    const px = m['px'];
+    const sz = m['sz'];
+    if (typeof s !== 'string' || typeof q !== 'number' || typeof px !== 'number' || typeof sz !== 'number') return;
+    const t = this.trades.get(s);
+    // Unsubscribed (the server may still send until its ack), before the ack, or a duplicate.
+    if (t === undefined || !t.accept(q)) return;
+    if (this.tradeListeners.length === 0) return;
+    const trade: Trade = { symbol: s, e: t.epoch!, q, px, sz };
+    const side = m['side'];
+    if (side === 'b' || side === 's') trade.side = side;
+    const id = m['id'];
+    if (typeof id === 'string' || typeof id === 'number') trade.id = id;
+    const ts = m['ts'];
+    if (typeof ts === 'number') trade.ts = ts;
+    emit(this.tradeListeners, trade);
+  }
+
+  private onTradeGapMessage(m: Msg): void {
+    const s = m['s'];
+    const from = m['from'];
+    const to = m['to'];
+    if (typeof s !== 'string' || typeof from !== 'number' || typeof to !== 'number') return;
+    const t = this.trades.get(s);
+    if (t === undefined) return;
+    const lost = t.gap(from, to);
+    if (lost !== null) emit(this.tradeGapListeners, { symbol: s, e: t.epoch!, from: lost.from, to: lost.to });
+  }
+
   private onStat(m: Msg): void {
     const s = m['s'];
     const st = m['st'];
     if (typeof s !== 'string' || (st !== 'live' && st !== 'stale' && st !== 'unknown')) return;
+    if (m['ch'] === 'trade') {
+      const t = this.trades.get(s);
+      if (t === undefined || t.status === st) return;
+      t.status = st;
+      emit(this.tradeStatusListeners, s, st);
+      return;
+    }
+    if (m['ch'] === 'book') {
+      const b = this.books.get(s);
+      if (b === undefined || b.status === st) return;
+      b.status = st;
+      emit(this.bookStatusListeners, s, st);
+      return;
+    }
+    // Another channel's status is not the quote's.
+    if (m['ch'] !== undefined && m['ch'] !== 'quote') return;
     const sym = this.syms.get(s);
     if (sym === undefined || sym.status === st) return;
     sym.status = st;
@@ -753,8 +1245,12 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     if (p === undefined) return false;
     this.pending.delete(id);
     clearTimeout(p.timer);
-    if (error !== null) p.reject(error);
-    else p.resolve(m);
+    if (error !== null) {
+      p.reject(error);
+    } else {
+      if (p.onReply !== undefined) p.onReply(m);
+      p.resolve(m);
+    }
     return true;
   }
 
@@ -806,6 +1302,16 @@ function toAck(m: Msg): AckResult {
   const result: AckResult = { ok, err };
   if (typeof m['throttleMs'] === 'number') result.throttleMs = m['throttleMs'];
   return result;
+}
+
+/** `pos[symbol]` when it is a position, else null. */
+function isPosition(pos: unknown, symbol: string): TradePosition | null {
+  if (typeof pos !== 'object' || pos === null || !Object.hasOwn(pos, symbol)) return null;
+  const p = (pos as Msg)[symbol] as Msg | null;
+  if (typeof p !== 'object' || p === null) return null;
+  const e = p['e'];
+  const q = p['q'];
+  return typeof e === 'string' && typeof q === 'number' ? { e, q } : null;
 }
 
 /** Stops a socket's events from reaching us. */

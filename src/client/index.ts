@@ -11,6 +11,14 @@
  * for await (const u of client.updates()) console.log(u.symbol, u.q, u.state.bid, u.state.ask);
  * ```
  *
+ * Order books, kept and checksum-verified by the client:
+ * `client.onBook((u) => console.log(u.book.bids[0], u.book.asks[0]));
+ * await client.subscribeBook('BTC/USDT', { depth: 10 });`
+ *
+ * Trade prints, in order, each once, resumed across reconnects and replicas:
+ * `client.onTrade((t) => console.log(t.symbol, t.q, t.px, t.sz, t.side));
+ * await client.subscribeTrades('AAPL', { last: 50 });`
+ *
  * A deployment's configured fields (`schema.fields`) can be declared for typed access:
  * `new TickgateClient<{ mark: number; status: string }>(...)` gives `u.state.mark: number | undefined`.
  */
@@ -19,6 +27,12 @@ export { TickgateError, ConnectError, ProtocolError, RequestError } from './erro
 export { backoffDelay, retryAfterDelay } from './backoff.js';
 export type {
   AckResult,
+  BookAck,
+  BookDepth,
+  BookLevel,
+  BookMismatch,
+  BookResync,
+  BookUpdate,
   ClientOptions,
   CloseInfo,
   ConfiguredFields,
@@ -26,11 +40,17 @@ export type {
   Field,
   FieldValue,
   Heartbeat,
+  OrderBook,
   ReconnectOptions,
   ServerHello,
   SymbolList,
   SymbolState,
   SymbolStatus,
+  Trade,
+  TradeAck,
+  TradeGap,
+  TradePosition,
+  TradeResume,
   Update,
   WebSocketConstructor,
   WebSocketLike,

@@ -67,6 +67,143 @@ export interface Update<X extends ConfiguredFields<X> = {}> {
   n?: number;
 }
 
+/** One price level of an order book: its price, then its size. */
+export type BookLevel = readonly [price: number, size: number];
+
+/** The depths a book subscription may ask for (a server may allow less: `book.maxDepth`, default 100). */
+export type BookDepth = 1 | 5 | 10 | 25 | 50 | 100 | 500 | 1000;
+
+/**
+ * The client's copy of an order book window: at most `depth` levels per
+ * side, best first. It is the object the client holds: later messages
+ * change it (and may replace its arrays). Copy what you need to keep.
+ */
+export interface OrderBook {
+  readonly symbol: string;
+  readonly depth: number;
+  /** The book's sequence number on this connection (restarts after a reconnect). */
+  readonly q: number;
+  /** Highest price first. */
+  readonly bids: readonly BookLevel[];
+  /** Lowest price first. */
+  readonly asks: readonly BookLevel[];
+  /**
+   * True while the window matches the gateway's checksum on this
+   * connection; false while the client waits for a fresh `book` (after a
+   * reconnect or a mismatch). The last book stays readable meanwhile.
+   */
+  readonly synced: boolean;
+}
+
+/** One applied and verified `book` or `bupd`. */
+export interface BookUpdate {
+  symbol: string;
+  /** The book after the message (the live object; see {@link OrderBook}). */
+  book: OrderBook;
+  q: number;
+  /** True for a `book`, which replaced the window; false for a `bupd` applied to it. */
+  snapshot: boolean;
+  /** The levels this message set, best first (size 0: removed); the whole window for a snapshot. */
+  changed: { bids: readonly BookLevel[]; asks: readonly BookLevel[] };
+}
+
+/**
+ * A book message the client could not verify. The book is wrong from here
+ * on: the client ignores level changes for it and, unless it has given up,
+ * subscribes to it again, which makes the gateway send a fresh `book`.
+ */
+export type BookMismatch = {
+  symbol: string;
+  /** The `q` of the message that failed. */
+  q: number;
+  /** Mismatches in a row without a verified message in between: 1 for the first; 2 or more means the fresh book failed too. */
+  attempt: number;
+  /** True when the client sent `sub` again; false once it gave up (after 3 attempts in a row) or while disconnected. */
+  resubscribing: boolean;
+} & (
+  | { reason: 'checksum'; /** `cs` as the server sent it */ expected: number; /** `cs` as computed from the local window */ actual: number }
+  | { reason: 'sequence'; /** the `q` a `bupd` should have had (previous + 1) */ expected: number }
+  | { reason: 'malformed' }
+);
+
+/** A fresh book verified after one or more mismatches: the book is right again. */
+export interface BookResync {
+  symbol: string;
+  q: number;
+  /** The mismatches in a row that it ends. */
+  attempts: number;
+}
+
+/** Result of `subscribeBook`. */
+export interface BookAck extends AckResult {
+  /** The depth applied. */
+  depth: number;
+}
+
+/**
+ * A trade's position (docs/PROTOCOL.md, Trade prints): `q` rises with every
+ * trade of a symbol and is compared only within one epoch `e`. With a
+ * JetStream-backed feed every gateway replica gives a trade the same
+ * position; without one, the epoch names the gateway process.
+ */
+export interface TradePosition {
+  readonly e: string;
+  readonly q: number;
+}
+
+/** One trade print, delivered in order, each exactly once. */
+export interface Trade {
+  symbol: string;
+  /** Epoch of `q`. */
+  e: string;
+  /** The trade's position in its epoch. */
+  q: number;
+  px: number;
+  sz: number;
+  /** `b`: buyer initiated, `s`: seller initiated; absent when the source does not say. */
+  side?: 'b' | 's';
+  /** The source's trade id. */
+  id?: string | number;
+  /** Source event time, epoch milliseconds. */
+  ts?: number;
+}
+
+/**
+ * Trades the gateway cannot send (`gap`): those with `from < q <= to` in
+ * epoch `e` left its history while this client was behind. Trades after
+ * `to` follow.
+ */
+export interface TradeGap {
+  symbol: string;
+  e: string;
+  from: number;
+  to: number;
+}
+
+/**
+ * The outcome of resuming a trade subscription with `since` (after a
+ * reconnect, to any replica, or with the `since` option). Recovered: every
+ * trade after `since` follows, no duplicate, no gap. Not recovered: the
+ * trades after `since` are lost to this client (`reason` `epoch`: the
+ * gateway numbers trades in another epoch, e.g. a restart without a stream;
+ * `history`: they left its history); live trades after `position` follow.
+ */
+export type TradeResume = {
+  symbol: string;
+  /** The position the client asked to resume after. */
+  since: TradePosition;
+  /** The gateway's position at the ack. */
+  position: TradePosition;
+} & ({ recovered: true } | { recovered: false; reason: 'epoch' | 'history' });
+
+/** Result of `subscribeTrades`. */
+export interface TradeAck extends AckResult {
+  /** The symbol's position at the ack, when accepted. */
+  position?: TradePosition;
+  /** Whether the trades after `since` were recovered, when the subscription resumed. */
+  recovered?: boolean;
+}
+
 /** Why a connection ended. */
 export interface CloseInfo {
   /** WebSocket close code (1006 when the connection just dropped; 4000 for a heartbeat timeout). */

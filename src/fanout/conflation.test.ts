@@ -65,7 +65,7 @@ function setup(throttleMs = 0, clock = new ManualClock(1_000_000)) {
     },
   });
   const hub = new Hub(config, createLogger('silent', false), clock);
-  const norm = new Normalizer({ name: 'sim', kind: 'quote', subject: 'x', codec: 'json', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null });
+  const norm = new Normalizer({ name: 'sim', kind: 'quote', subject: 'x', codec: 'json', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 10_000, jetstream: null, volume: false });
   const fast = new ScriptedSocket();
   const slow = new ScriptedSocket();
   const sessions = [hub.openSession(fast), hub.openSession(slow)];

@@ -10,7 +10,7 @@ export type ConflationReason = 'backpressure' | 'throttle';
 
 export class HubCounters extends FrameCounters {
   /** Messages queued to clients, by type. */
-  readonly messages = { hello: 0, ack: 0, snap: 0, upd: 0, book: 0, bupd: 0, stat: 0, hb: 0, pong: 0, err: 0, bye: 0, symbols: 0 };
+  readonly messages = { hello: 0, ack: 0, snap: 0, upd: 0, book: 0, bupd: 0, trade: 0, gap: 0, stat: 0, hb: 0, pong: 0, err: 0, bye: 0, symbols: 0 };
   readonly byes: Record<ByeCode, number> = { LIMIT_EXCEEDED: 0, SLOW_CONSUMER: 0, DRAINING: 0, INTERNAL: 0, AUTH_EXPIRED: 0, IDLE: 0 };
   readonly rejected: Record<ErrorCode, number> = {
     BAD_REQUEST: 0,

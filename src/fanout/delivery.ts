@@ -35,6 +35,8 @@ export class Delivery {
     const liveType = kind.liveType;
     for (const sub of subs) {
       const c = sub.client;
+      // A subscription resumed at a position this replica has not reached yet has this event already.
+      if (sub.since >= st.q && !kind.merges) continue;
       if (c.conflating || sub.pendingN > 0) {
         // Behind, or already holding data for this channel: merge, keep order.
         this.hold(kind, st, sub);
@@ -90,6 +92,30 @@ export class Delivery {
     }
   }
 
+  /**
+   * A subscription that starts from a position (trades: a resume, or the
+   * start of a tape): everything after `since` is sent now, in order, or
+   * once the client has caught up.
+   */
+  startAt(sub: Subscription, since: number): void {
+    sub.needsSnap = false;
+    sub.since = since;
+    const kind = this.kinds[sub.kind]!;
+    const st = kind.state(sub.symbol);
+    if (st === undefined || st.q <= since) return;
+    const c = sub.client;
+    if (c.conflating) {
+      sub.pendingN = 1;
+      sub.pendingReason = 'backpressure';
+      if (!sub.queued) {
+        sub.queued = true;
+        c.holdBack(sub);
+      }
+      return;
+    }
+    kind.release(st, sub);
+  }
+
   /** The client drained below its low water mark: everything it held back goes out, in as few frames as the outbox makes. */
   resumed(list: readonly Subscription[]): void {
     const now = this.clock.now();
@@ -137,9 +163,9 @@ export class Delivery {
       c.push(kind.snapshotType, kind.snapshot(st, sub.view));
       if (st.stale) c.push('stat', kind.status(st.symbol, 'stale'));
     } else {
-      c.push(kind.releaseType, kind.release(st, sub));
+      kind.release(st, sub);
     }
-    c.countMerged(sub.pendingReason, sub.pendingN - 1);
+    if (kind.merges) c.countMerged(sub.pendingReason, sub.pendingN - 1);
     sub.pendingN = 0;
   }
 }

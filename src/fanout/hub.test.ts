@@ -6,7 +6,7 @@ import { Hub } from './hub.js';
 
 function setup() {
   const hub = new Hub(loadConfig({ env: {} }), createLogger('silent', false));
-  const norm = new Normalizer({ name: 'sim', kind: 'quote', subject: 'x', codec: 'json', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 0, jetstream: null });
+  const norm = new Normalizer({ name: 'sim', kind: 'quote', subject: 'x', codec: 'json', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 0, jetstream: null, volume: false });
   const tick = (o: object) => norm.fromObject('x', o) as Tick;
   return { hub, tick, norm };
 }

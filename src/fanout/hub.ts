@@ -13,6 +13,9 @@ import { PlainHistogram } from '../histogram.js';
 import type { BookEvent } from '../feed/book-normalize.js';
 import { BookKind } from '../kinds/book-kind.js';
 import { QuoteKind } from '../kinds/quote-kind.js';
+import { TradeKind } from '../kinds/trade-kind.js';
+import type { TradeEvent } from '../feed/trade-normalize.js';
+import { threadId } from 'node:worker_threads';
 import type { Logger } from '../log.js';
 import { encode } from '../protocol/codec.js';
 import { FieldSchema } from '../protocol/field-schema.js';
@@ -39,12 +42,18 @@ const BUFFERED_BUCKETS = [0, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
 /** Kind numbers: a subscription's `kind` indexes the hub's kinds. */
 export const QUOTE = 0;
 export const BOOK = 1;
+export const TRADE = 2;
 
 export class Hub implements SessionContext {
   readonly schema: FieldSchema;
   readonly quotes: QuoteKind;
   readonly books: BookKind;
+  readonly trades: TradeKind;
   readonly kinds: readonly Kind[];
+  /** Names this process's incarnation: trade positions without a stream, session ids. */
+  readonly incarnation: string;
+  /** A quote tick built from each trade (last, lastSize, volume). */
+  private readonly tradeTick: Tick;
   readonly index: SubscriptionIndex;
   readonly delivery: Delivery;
   readonly scheduler: FlushScheduler;
@@ -65,7 +74,11 @@ export class Hub implements SessionContext {
     this.schema = new FieldSchema(config.schema.fields);
     this.quotes = new QuoteKind(this.schema);
     this.books = new BookKind(config);
-    this.kinds = [this.quotes, this.books];
+    this.incarnation = `${process.pid.toString(36)}.${threadId}.${clock.now().toString(36)}`;
+    this.trades = new TradeKind(config, clock, this.incarnation);
+    this.kinds = [this.quotes, this.books, this.trades];
+    const values = new Float64Array(this.schema.count);
+    this.tradeTick = { symbol: '', values, texts: this.schema.textSlots.length > 0 ? new Array<string | null>(this.schema.count).fill(null) : null, counters: null as never };
     this.index = new SubscriptionIndex(this.kinds.length);
     this.delivery = new Delivery(this.kinds, this.index, clock);
     this.deliveryLatency = config.metrics.latency ? new PlainHistogram(LATENCY_BUCKETS) : null;
@@ -74,7 +87,7 @@ export class Hub implements SessionContext {
   }
 
   kindOf(channel: Channel): number {
-    return channel === 'book' ? BOOK : QUOTE;
+    return channel === 'book' ? BOOK : channel === 'trade' ? TRADE : QUOTE;
   }
 
   /** Quote state by symbol. */
@@ -113,6 +126,37 @@ export class Hub implements SessionContext {
     if (st === null) return;
     if (st.feedStale) this.setStale(BOOK, st, false);
     this.delivery.changed(BOOK, st);
+  }
+
+  /**
+   * The trades of one message from feed `feed`, in order: each gets its
+   * position, joins the history and goes to its subscribers, and updates
+   * the symbol's quote (last, lastSize, and volume when the feed adds it).
+   */
+  onTrades(event: TradeEvent, feed: string): void {
+    const schema = this.schema;
+    const tick = this.tradeTick;
+    for (let i = 0; i < event.n; i++) {
+      event.index = i;
+      const st = this.trades.apply(event, feed);
+      if (st === null) continue;
+      if (st.stale) this.setStale(TRADE, st, false);
+      this.delivery.changed(TRADE, st);
+      const v = tick.values;
+      v.fill(NaN);
+      v[schema.last] = event.px[i]!;
+      v[schema.lastSize] = event.sz[i]!;
+      if (event.addVolume) {
+        const q = this.quotes.state(event.symbol);
+        const vol = q !== undefined && q.has(schema.volume) ? q.values[schema.volume]! : 0;
+        v[schema.volume] = vol + event.sz[i]!;
+      }
+      const ts = event.ts[i]!;
+      if (ts === ts) v[schema.ts] = ts;
+      tick.symbol = event.symbol;
+      (tick as { counters: Tick['counters'] }).counters = event.counters;
+      this.onTick(tick, feed);
+    }
   }
 
   /**

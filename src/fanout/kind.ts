@@ -23,10 +23,9 @@ import type { Subscription } from './subscription.js';
 export interface Kind<S extends ChannelState = ChannelState, E = unknown> {
   /** The channel name on the wire (`channel` in sub). */
   readonly name: string;
-  /** Message types, for the counters: of a snapshot, of the live message of the change just applied, of a release. */
+  /** Message types, for the counters: of a snapshot and of the live message of the change just applied. */
   readonly snapshotType: MessageType;
   readonly liveType: MessageType;
-  readonly releaseType: MessageType;
   /** Applies one event from `feed`. */
   apply(event: E, feed: string): S | null;
   /** The channel's state, once it had an event. */
@@ -49,8 +48,14 @@ export interface Kind<S extends ChannelState = ChannelState, E = unknown> {
    * before this change.
    */
   hold(st: S, sub: Subscription, first: boolean): void;
-  /** The one message that brings a holding `sub` to the current state, with `n` = events held. */
-  release(st: S, sub: Subscription): Uint8Array;
+  /**
+   * Pushes to `sub.client` what brings a holding `sub` to the current state:
+   * one merged message for kinds that merge, every held event in order for
+   * kinds that never do (trades).
+   */
+  release(st: S, sub: Subscription): void;
+  /** Whether held events are merged (counted as conflated) or each delivered (trades). */
+  readonly merges: boolean;
   /** The `stat` message for a channel of this kind. */
   status(symbol: string, status: ChannelStatus): Uint8Array;
 }

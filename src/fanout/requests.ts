@@ -110,10 +110,57 @@ function subscribe(session: RequestSession, ctx: SessionContext, kind: number, r
   }
   if (overLimit) session.violation();
   if (ok.length > 0) session.markSubscribed();
+  if (channel === 'trade') {
+    startTrades(session, ctx, req, ok, err, accepted, throttle);
+    return;
+  }
   // Quote acks stay as they were; other channels are echoed, with their view.
   const echo = channel === 'quote' ? {} : { channel, depth: channel === 'book' ? view : undefined };
   session.push('ack', encode({ t: 'ack', id, op: 'sub', ok, err, throttleMs: throttle === 0 ? undefined : throttle, ...echo }));
   for (const sub of accepted) ctx.delivery.started(sub, snapshot);
+}
+
+/**
+ * Trade subscriptions: the ack carries each symbol's position (and, for a
+ * resume, whether the trades since the client's position were recovered);
+ * then the requested past follows in order, then live trades.
+ */
+function startTrades(
+  session: RequestSession,
+  ctx: SessionContext,
+  req: Extract<ClientRequest, { op: 'sub' }>,
+  ok: string[],
+  err: AckError[],
+  accepted: Subscription[],
+  throttle: number,
+): void {
+  const trades = ctx.trades;
+  const pos: Record<string, { e: string; q: number }> = {};
+  const rec: Record<string, boolean> = {};
+  const cursors: number[] = [];
+  const last = Math.min(req.last ?? 0, ctx.config.trade.history.size);
+  for (const sub of accepted) {
+    const s = sub.symbol;
+    const p = trades.position(s);
+    Object.defineProperty(pos, s, { value: p, enumerable: true, writable: true, configurable: true });
+    const from = req.since?.get(s);
+    let cursor: number;
+    if (from !== undefined) {
+      const ok = trades.recoverable(s, from.e, from.q);
+      Object.defineProperty(rec, s, { value: ok, enumerable: true, writable: true, configurable: true });
+      if (ok) trades.recovered++;
+      else trades.notRecovered++;
+      cursor = ok ? from.q : p.q;
+    } else {
+      cursor = trades.cursorForLast(s, last);
+    }
+    cursors.push(cursor);
+  }
+  session.push(
+    'ack',
+    encode({ t: 'ack', id: req.id, op: 'sub', ok, err, throttleMs: throttle === 0 ? undefined : throttle, channel: 'trade', pos, rec: req.since === null ? undefined : rec }),
+  );
+  accepted.forEach((sub, i) => ctx.delivery.startAt(sub, cursors[i]!));
 }
 
 function unsubscribe(session: RequestSession, kind: number, channel: Channel, symbols: unknown[], id: ClientRequest['id']): void {

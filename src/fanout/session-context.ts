@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { PlainHistogram } from '../histogram.js';
 import type { Logger } from '../log.js';
 import type { ByeCode, Channel } from '../protocol/messages.js';
+import type { TradeKind } from '../kinds/trade-kind.js';
 import type { SymbolStore } from '../state/symbol-state.js';
 import type { HubCounters } from './counters.js';
 import type { Delivery } from './delivery.js';
@@ -28,6 +29,8 @@ export interface SessionContext {
   readonly kinds: readonly Kind[];
   /** The kind number of a channel. */
   kindOf(channel: Channel): number;
+  /** Trades: positions and histories, for trade subscriptions. */
+  readonly trades: TradeKind;
   /** Quote state, for the symbol list. */
   readonly store: SymbolStore;
   /** Verifies `op: auth` tokens; null when authentication is off. */

@@ -38,7 +38,7 @@ class Socket implements ClientSocket {
 }
 
 const log = createLogger('silent', false);
-const FEED = { name: 'sim', kind: 'quote' as const, subject: 'x', codec: 'json' as const, symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 1000, jetstream: null };
+const FEED = { name: 'sim', kind: 'quote' as const, subject: 'x', codec: 'json' as const, symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 1000, jetstream: null, volume: false };
 
 function setup(overrides: Record<string, unknown> = {}) {
   const clock = new ManualClock(1_000_000);

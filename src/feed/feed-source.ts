@@ -4,6 +4,7 @@
  */
 import type { FeedConfig } from '../config.js';
 import type { BookEvent } from './book-normalize.js';
+import type { TradeEvent } from './trade-normalize.js';
 import type { FeedCounters, Tick } from './normalize.js';
 
 /** Receives every accepted tick; `tick` is only valid during the call. */
@@ -11,6 +12,9 @@ export type TickSink = (tick: Tick, feed: string) => void;
 
 /** Receives every accepted book message; `event` is only valid during the call. */
 export type BookSink = (event: BookEvent, feed: string) => void;
+
+/** Receives every accepted trade message; `event` is only valid during the call. */
+export type TradeSink = (event: TradeEvent, feed: string) => void;
 
 /** Where a source hands what it receives. */
 export interface FeedSinks {
@@ -20,6 +24,10 @@ export interface FeedSinks {
   warm: TickSink;
   /** Live book messages. */
   book: BookSink;
+  /** Trade messages, live (and, from a stream, the recent past at start). */
+  trade: TradeSink;
+  /** A trade feed's positions come from a stream with this epoch (said before its first trade). */
+  tradeEpoch(feed: string, epoch: string): void;
 }
 
 /** What feed health and metrics read of each feed. */

@@ -5,6 +5,16 @@
  * cumulative volume, session extremes). It emits ticks in the ingest contract
  * (full state first, changed fields after), so the embedded feed and a NATS
  * publisher can share it and a given seed replays the same market.
+ *
+ * The most active symbols can also have L2 order books ({@link SimBook}, the
+ * book ingest contract): a snapshot first, then level changes. A book's touch
+ * is the symbol's simulated quote, so books follow the mid as it moves and
+ * are never crossed (no auctions are simulated).
+ *
+ * Trade prints ({@link SimTradeMessage}, the trade ingest contract) come
+ * from {@link MarketSim.nextTrade}: one print, or now and then a batch, at the
+ * symbol's current touch, each with its own id, and with them the quote tick
+ * that folds them into the symbol's state (last, lastSize, volume, high, low).
  */
 
 /** Options of a {@link MarketSim}. */
@@ -17,6 +27,8 @@ export interface MarketSimOptions {
   zipf?: number;
   /** Fraction of ticks that are trades (the rest are quote updates), in [0, 1]; default 0.3. */
   tradeRatio?: number;
+  /** Symbols with an order book: the `books` most active ones (ranks 0 to books - 1), an integer in [0, symbols]; default 0. */
+  books?: number;
 }
 
 /**
@@ -44,6 +56,63 @@ export interface SimTick {
   high?: number;
   low?: number;
   close?: number;
+}
+
+/** One trade print in the trade ingest contract. */
+export interface SimTrade {
+  /** Price: the ask for a buyer-initiated print, the bid for a seller-initiated one, strictly inside the spread when `side` is absent. */
+  px: number;
+  /** Size, in units (odd lots for equities, round lots otherwise). */
+  sz: number;
+  /** Aggressor: "b" buyer-initiated, "s" seller-initiated; absent for a print inside the spread (a midpoint or hidden fill). */
+  side?: 'b' | 's';
+  /** `"<symbol>-<n>"`, n = 1, 2, 3, ... per symbol: unique per symbol. */
+  id: string;
+  /** Print time, epoch milliseconds. */
+  ts: number;
+}
+
+/**
+ * One trade message: a single print, or a batch of several prints of one
+ * symbol (one aggressive order filled in several pieces at one price).
+ */
+export type SimTradeMessage = ({ s: string } & SimTrade) | { s: string; trades: SimTrade[] };
+
+/**
+ * What {@link MarketSim.nextTrade} produces: the trade message, and the quote
+ * tick that carries its effect on the symbol's state (publish both, the
+ * message first). The tick is an ordinary trade tick: `volume` always,
+ * `last`, `lastSize`, `high`, `low` when they change (the full state when it
+ * is the symbol's first tick).
+ */
+export interface SimTradeStep {
+  trade: SimTradeMessage;
+  tick: SimTick;
+}
+
+/** One price level: [price, size]. */
+export type SimLevel = [price: number, size: number];
+
+/**
+ * One order-book message in the book ingest contract. The first message of
+ * each book (`seq` 1) and occasional later ones are snapshots (`snapshot:
+ * true`, every level, sizes > 0); the others are level changes (absolute
+ * sizes, 0 deletes a level, each price at most once per side). Both sides are
+ * always present, best level first; a change side may be empty.
+ */
+export interface SimBook {
+  /** Symbol name. */
+  s: string;
+  /** Message time, epoch milliseconds. */
+  ts: number;
+  /** Per-book sequence: 1 for the first (snapshot) message, +1 per message. */
+  seq: number;
+  /** Present, and true, on a full snapshot. */
+  snapshot?: true;
+  /** Bid levels, highest price first. */
+  bids: SimLevel[];
+  /** Ask levels, lowest price first. */
+  asks: SimLevel[];
 }
 
 // Upper bound of `symbols`. Each symbol costs a few hundred bytes of state
@@ -108,6 +177,30 @@ const GAP = [0.006, 0.0005, 0.003] as const;
 const LOG_Q_QUOTE = Math.log(1 - 0.25); // quote size: mean 4 lots
 const LOG_Q_TRADE = Math.log(1 - 0.45); // trade size: mean ~2 lots
 const LOG_Q_WIDEN = Math.log(1 - 0.5); // spread widening factor
+
+// Trade prints. A print is inside a spread wider than one tick this often
+// (and then has no side, like a midpoint fill), else at the aggressor's touch.
+const PRINT_INSIDE_P = 0.15;
+/** Chance that a trade message is a batch, of 2 to PRINT_BATCH_MAX prints. */
+const PRINT_BATCH_P = 0.1;
+const PRINT_BATCH_MAX = 5;
+
+// Order books. Levels per side stay within [BOOK_MIN_LEVELS, BOOK_MAX_LEVELS]
+// (fewer only where bids would reach a zero price); a new book starts with 20 to 30.
+const BOOK_MIN_LEVELS = 10;
+const BOOK_MAX_LEVELS = 40;
+const BOOK_INIT_LEVELS = 20;
+const BOOK_INIT_SPREAD = 11;
+/** Chance that a book message is a full snapshot ... */
+const BOOK_SNAPSHOT_P = 0.001;
+/** ... and the longest a book goes without one, so a consumer that joins late (or saw a gap) resyncs within this. */
+const BOOK_SNAPSHOT_MS = 5000;
+/** Level a change touches, 0 = the touch: geometric, so about 80% of changes fall on the top three levels. */
+const LOG_Q_LEVEL = Math.log(1 - 0.42);
+/** Chance of a further change in the same message (several levels updated at once). */
+const BOOK_MORE_P = 0.25;
+/** Size of the level at depth i, in lots: geometric with mean 3 (1 + i / 5), so deeper levels are larger. */
+const LOG_Q_DEPTH = Float64Array.from({ length: BOOK_MAX_LEVELS + 1 }, (_, i) => Math.log(1 - 1 / (3 * (1 + i / 5))));
 
 /**
  * sfc32 (Chris Doty-Humphrey's Small Fast Counter): 128-bit state, passes
@@ -194,6 +287,8 @@ class Book {
   open = 0;
   high = 0;
   low = 0;
+  /** Trade prints so far: the n of the next print's id is prints + 1. */
+  prints = 0;
 
   constructor(
     readonly name: string,
@@ -213,6 +308,83 @@ class Book {
     readonly baseSpread: number,
     /** Previous session close, in ticks. */
     readonly close: number,
+  ) {}
+}
+
+/** One side of a simulated order book: prices in ticks and sizes, best first. */
+class SimSide {
+  readonly px: number[] = [];
+  readonly sz: number[] = [];
+  /**
+   * Prices touched by the message being built, each with its size before
+   * the message (0: no level); the message is the difference. Reused.
+   */
+  readonly touched = new Map<number, number>();
+
+  /** -1 for bids (prices fall away from the touch), +1 for asks. */
+  constructor(readonly dir: -1 | 1) {}
+
+  private mark(price: number, before: number): void {
+    if (!this.touched.has(price)) this.touched.set(price, before);
+  }
+
+  set(i: number, size: number): void {
+    this.mark(this.px[i]!, this.sz[i]!);
+    this.sz[i] = size;
+  }
+
+  insert(i: number, price: number, size: number): void {
+    this.mark(price, 0);
+    this.px.splice(i, 0, price);
+    this.sz.splice(i, 0, size);
+  }
+
+  delete(i: number): void {
+    this.mark(this.px[i]!, this.sz[i]!);
+    this.px.splice(i, 1);
+    this.sz.splice(i, 1);
+  }
+
+  /** The price one `gap` beyond the last level, or null when that would leave the positive prices. */
+  beyond(gap: number): number | null {
+    const p = this.px[this.px.length - 1]! + this.dir * gap;
+    return p >= 1 ? p : null;
+  }
+
+  /** Every level, as prices divided by `scale`. */
+  levels(scale: number): SimLevel[] {
+    const out: SimLevel[] = [];
+    for (let i = 0; i < this.px.length; i++) out.push([this.px[i]! / scale, this.sz[i]!]);
+    return out;
+  }
+
+  /** The touched levels whose size differs from before the message, best first; clears the marks. */
+  diff(scale: number): SimLevel[] {
+    const out: SimLevel[] = [];
+    for (const [p, before] of this.touched) {
+      const i = this.px.indexOf(p);
+      const after = i < 0 ? 0 : this.sz[i]!;
+      if (after !== before) out.push([p, after]);
+    }
+    this.touched.clear();
+    // Best first: bids from the highest price, asks from the lowest.
+    out.sort((a, b) => this.dir * (a[0] - b[0]));
+    for (const l of out) l[0] /= scale;
+    return out;
+  }
+}
+
+/** A symbol's order book and its message sequence. */
+class SimOrderBook {
+  seq = 0;
+  /** `ts` of the last snapshot. */
+  snapshotAt = 0;
+  readonly bids = new SimSide(-1);
+  readonly asks = new SimSide(1);
+
+  constructor(
+    /** log(1 - 1 / mean gap): the gap between levels, in ticks, is geometric with that mean. */
+    readonly gapLogQ: number,
   ) {}
 }
 
@@ -329,10 +501,23 @@ function makeBook(name: string, cls: AssetClass, price: number, rank: number, rn
  * symbol by Zipf rank (O(log n)) and advances only that symbol, so its cost
  * does not depend on the universe size; the returned tick is its only
  * allocation.
+ *
+ * Book messages ({@link MarketSim.nextBook}) draw from their own random
+ * stream, so asking for books does not change the ticks. A book's touch is
+ * its symbol's current quote, so the book messages depend on the ticks
+ * emitted before them: the same seed and the same sequence of calls give the
+ * same messages.
+ *
+ * Trade messages ({@link MarketSim.nextTrade}) also draw from their own
+ * stream; they print at the current quote and move the symbol's state (and,
+ * like the ticks' own trades, nudge its fair price), so later ticks depend
+ * on them in the same way.
  */
 export class MarketSim {
   /** Symbol names, index 0 the most active (Zipf rank 1). */
   readonly symbols: readonly string[];
+  /** Symbols with an order book: the first `books` of {@link MarketSim.symbols}. */
+  readonly bookSymbols: readonly string[];
 
   private readonly books: readonly Book[];
   private readonly index = new Map<string, number>();
@@ -341,6 +526,10 @@ export class MarketSim {
   private readonly total: number;
   private readonly tradeRatio: number;
   private readonly rng: Rng;
+  /** Order books of ranks 0 to books - 1. */
+  private readonly lobs: readonly SimOrderBook[];
+  private readonly bookRng: Rng;
+  private readonly tradeRng: Rng;
 
   constructor(opts: MarketSimOptions) {
     const { symbols: n, seed } = opts;
@@ -358,10 +547,17 @@ export class MarketSim {
     if (!(tradeRatio >= 0 && tradeRatio <= 1)) {
       throw new RangeError(`MarketSimOptions.tradeRatio must be in [0, 1], got ${tradeRatio}`);
     }
+    const nBooks = opts.books ?? 0;
+    if (!Number.isInteger(nBooks) || nBooks < 0 || nBooks > n) {
+      throw new RangeError(`MarketSimOptions.books must be an integer in [0, symbols = ${n}], got ${nBooks}`);
+    }
     this.tradeRatio = tradeRatio;
-    // Separate streams: the universe's parameters do not shift the tick stream.
+    // Separate streams: the universe's parameters do not shift the tick
+    // stream, and neither books nor trade messages shift it.
     const setup = new Rng(seed, 1);
     this.rng = new Rng(seed, 2);
+    this.bookRng = new Rng(seed, 3);
+    this.tradeRng = new Rng(seed, 4);
 
     const { names, classes, prices } = buildUniverse(n, setup);
     const books: Book[] = [];
@@ -377,6 +573,14 @@ export class MarketSim {
     this.total = sum;
     this.books = books;
     this.symbols = Object.freeze(names);
+    this.bookSymbols = Object.freeze(names.slice(0, nBooks));
+    const lobs: SimOrderBook[] = [];
+    for (let i = 0; i < nBooks; i++) {
+      // Levels sit on most ticks of a tight book and spread out with the quoted spread.
+      const gap = Math.max(1.25, books[i]!.baseSpread / 2);
+      lobs.push(new SimOrderBook(Math.log(1 - 1 / gap)));
+    }
+    this.lobs = lobs;
   }
 
   /** Produces the next tick for a Zipf-chosen symbol, stamped with ts = nowMs. */
@@ -424,12 +628,122 @@ export class MarketSim {
     };
   }
 
-  /** Zipf rank of the next symbol: the first i with cumulative[i] > u. */
-  private pick(): number {
+  /**
+   * Produces the next book message for a Zipf-chosen symbol among
+   * {@link MarketSim.bookSymbols}, stamped with ts = nowMs. Throws a
+   * RangeError when the simulator has no books.
+   */
+  nextBook(nowMs: number): SimBook {
+    const n = this.lobs.length;
+    if (n === 0) throw new RangeError('nextBook: this MarketSim has no books (MarketSimOptions.books is 0)');
+    return this.nextBookFor(this.pick(this.bookRng, this.cumulative[n - 1]!, n), nowMs);
+  }
+
+  /**
+   * Produces the next book message for the book at `rank` (index into
+   * {@link MarketSim.bookSymbols}): its snapshot the first time, e.g. to give
+   * every book a snapshot at start. Throws a RangeError for a rank without a
+   * book.
+   */
+  nextBookFor(rank: number, nowMs: number): SimBook {
+    const lob = this.lobs[rank];
+    if (lob === undefined) throw new RangeError(`rank: expected 0 to ${this.lobs.length - 1}, got ${rank}`);
+    const b = this.books[rank]!;
+    const r = this.bookRng;
+    lob.seq++;
+    // The touch is the symbol's quote; before its first tick, the quote that tick will set.
+    const bid = b.seq === 0 ? quoteBid(b.anchor, b.baseSpread) : b.bid;
+    const ask = b.seq === 0 ? bid + b.baseSpread : b.ask;
+    if (lob.seq === 1) {
+      this.openBook(b, lob, bid, ask);
+      return this.bookSnapshot(b, lob, nowMs);
+    }
+    const snapshot = r.float() < BOOK_SNAPSHOT_P || nowMs - lob.snapshotAt >= BOOK_SNAPSHOT_MS;
+    this.follow(b, lob, bid, ask);
+    this.churn(b, lob);
+    while (r.float() < BOOK_MORE_P) this.churn(b, lob);
+    if (snapshot) {
+      lob.bids.touched.clear();
+      lob.asks.touched.clear();
+      return this.bookSnapshot(b, lob, nowMs);
+    }
+    let bids = lob.bids.diff(b.scale);
+    let asks = lob.asks.diff(b.scale);
+    // Changes that undo each other leave nothing to send; a message is never empty.
+    while (bids.length + asks.length === 0) {
+      this.churn(b, lob);
+      bids = lob.bids.diff(b.scale);
+      asks = lob.asks.diff(b.scale);
+    }
+    return { s: b.name, ts: nowMs, seq: lob.seq, bids, asks };
+  }
+
+  /** The current levels of a symbol's book, best first, as the sum of all its messages (undefined without messages). */
+  bookOf(symbol: string): { bids: SimLevel[]; asks: SimLevel[] } | undefined {
+    const i = this.index.get(symbol);
+    const lob = i === undefined ? undefined : this.lobs[i];
+    if (lob === undefined || lob.seq === 0) return undefined;
+    const k = this.books[i!]!.scale;
+    return { bids: lob.bids.levels(k), asks: lob.asks.levels(k) };
+  }
+
+  /**
+   * Produces the next trade message for a Zipf-chosen symbol, stamped with
+   * ts = nowMs, and the quote tick that goes with it.
+   */
+  nextTrade(nowMs: number): SimTradeStep {
+    return this.nextTradeFor(this.pick(this.tradeRng), nowMs);
+  }
+
+  /**
+   * Produces the next trade message for the symbol at `rank` (index into
+   * {@link MarketSim.symbols}) and its quote tick. A symbol that has not
+   * ticked yet opens its session with this tick (full state). Throws a
+   * RangeError for a rank outside the universe.
+   */
+  nextTradeFor(rank: number, nowMs: number): SimTradeStep {
+    const b = this.books[rank];
+    if (b === undefined) throw new RangeError(`rank: expected 0 to ${this.books.length - 1}, got ${rank}`);
+    const r = this.tradeRng;
+    b.seq++;
+    b.ts = nowMs;
+    const tick: SimTick = { s: b.name, ts: nowMs, seq: b.seq };
+    const first = b.seq === 1;
+    if (first) this.first(b, tick, r);
+    const { last, lastSize, high, low } = b;
+    // The aggressor takes the touch; a print inside a wider spread names no side.
+    const inside = b.ask - b.bid - 1;
+    let side: 'b' | 's' | undefined;
+    let px: number;
+    if (inside > 0 && r.float() < PRINT_INSIDE_P) {
+      px = b.bid + 1 + Math.floor(r.float() * inside);
+    } else {
+      side = r.float() < 0.5 ? 'b' : 's';
+      px = side === 'b' ? b.ask : b.bid;
+    }
+    const n = r.float() < PRINT_BATCH_P ? 2 + Math.floor(r.float() * (PRINT_BATCH_MAX - 1)) : 1;
+    const prints: SimTrade[] = [];
+    for (let i = 0; i < n; i++) {
+      const size = this.tradeSize(b, r);
+      b.prints++;
+      const print: SimTrade = side === undefined ? { px: px / b.scale, sz: size, id: `${b.name}-${b.prints}`, ts: nowMs } : { px: px / b.scale, sz: size, side, id: `${b.name}-${b.prints}`, ts: nowMs };
+      prints.push(print);
+      this.print(b, px, size);
+      if (side !== undefined) b.fair += side === 'b' ? b.impact : -b.impact;
+    }
+    // A first tick is the full state: every trade field is written again.
+    if (first) this.tradeFields(b, tick, NaN, NaN, NaN, NaN);
+    else this.tradeFields(b, tick, last, lastSize, high, low);
+    const trade: SimTradeMessage = n === 1 ? { s: b.name, ...prints[0]! } : { s: b.name, trades: prints };
+    return { trade, tick };
+  }
+
+  /** Zipf rank among the first `n` symbols, drawn from `rng`: the first i with cumulative[i] > u. */
+  private pick(rng = this.rng, total = this.total, n = this.cumulative.length): number {
     const c = this.cumulative;
-    const u = this.rng.float() * this.total;
+    const u = rng.float() * total;
     let lo = 0;
-    let hi = c.length - 1;
+    let hi = n - 1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
       if (c[mid]! > u) hi = mid;
@@ -439,15 +753,15 @@ export class MarketSim {
   }
 
   /** Opens the symbol's session: quotes around the open, an opening print, full state out. */
-  private first(b: Book, t: SimTick): void {
+  private first(b: Book, t: SimTick, r = this.rng): void {
     b.fair = b.anchor;
     b.spread = b.baseSpread;
     this.setQuotes(b);
-    b.bidSize = this.quoteSize(b);
-    b.askSize = this.quoteSize(b);
-    const px = this.tradePrice(b, this.rng.float() < 0.5);
+    b.bidSize = this.quoteSize(b, r);
+    b.askSize = this.quoteSize(b, r);
+    const px = this.tradePrice(b, r.float() < 0.5, r);
     b.last = b.open = b.high = b.low = px;
-    b.lastSize = this.tradeSize(b);
+    b.lastSize = this.tradeSize(b, r);
     b.volume = b.lastSize;
     const k = b.scale;
     t.bid = b.bid / k;
@@ -498,53 +812,142 @@ export class MarketSim {
     const buy = this.rng.float() < 0.5;
     const px = this.tradePrice(b, buy);
     const size = this.tradeSize(b);
-    const k = b.scale;
-    if (px !== b.last) {
-      b.last = px;
-      t.last = px / k;
-    }
-    if (size !== b.lastSize) {
-      b.lastSize = size;
-      t.lastSize = size;
-    }
-    b.volume += size;
-    t.volume = b.volume;
-    if (px > b.high) {
-      b.high = px;
-      t.high = px / k;
-    }
-    if (px < b.low) {
-      b.low = px;
-      t.low = px / k;
-    }
+    const { last, lastSize, high, low } = b;
+    this.print(b, px, size);
+    this.tradeFields(b, t, last, lastSize, high, low);
     // Order flow nudges the fair price, so trades and later quotes correlate.
     b.fair += buy ? b.impact : -b.impact;
   }
 
+  /** Folds one trade (price in ticks) into the session state. */
+  private print(b: Book, px: number, size: number): void {
+    b.last = px;
+    b.lastSize = size;
+    b.volume += size;
+    if (px > b.high) b.high = px;
+    if (px < b.low) b.low = px;
+  }
+
+  /** Writes the trade fields that differ from the values before the trade into the tick; volume always. */
+  private tradeFields(b: Book, t: SimTick, last: number, lastSize: number, high: number, low: number): void {
+    const k = b.scale;
+    if (b.last !== last) t.last = b.last / k;
+    if (b.lastSize !== lastSize) t.lastSize = b.lastSize;
+    t.volume = b.volume;
+    if (b.high !== high) t.high = b.high / k;
+    if (b.low !== low) t.low = b.low / k;
+  }
+
   /** Places bid and ask around the fair mid; bid >= 1 tick keeps prices positive. */
   private setQuotes(b: Book): void {
-    const bid = Math.round(Math.exp(b.fair) - b.spread / 2);
-    b.bid = bid < 1 ? 1 : bid;
+    b.bid = quoteBid(b.fair, b.spread);
     b.ask = b.bid + b.spread;
   }
 
+  /** A new book: 20 to 30 levels a side from the touch outward, sizes growing with depth. */
+  private openBook(b: Book, lob: SimOrderBook, bid: number, ask: number): void {
+    const r = this.bookRng;
+    lob.bids.insert(0, bid, this.levelSize(b, 0));
+    lob.asks.insert(0, ask, this.levelSize(b, 0));
+    for (const side of [lob.bids, lob.asks]) {
+      const n = BOOK_INIT_LEVELS + Math.floor(r.float() * BOOK_INIT_SPREAD);
+      while (side.px.length < n) {
+        const p = side.beyond(r.geometric(lob.gapLogQ));
+        if (p === null) break;
+        side.insert(side.px.length, p, this.levelSize(b, side.px.length));
+      }
+      side.touched.clear();
+    }
+  }
+
+  /**
+   * Moves the touch to the quote's bid and ask: levels that would now be at
+   * or inside the spread leave, the touch level appears if missing, and each
+   * side is brought back within its level bounds. Bids stay below asks
+   * because the quote's bid is below its ask.
+   */
+  private follow(b: Book, lob: SimOrderBook, bid: number, ask: number): void {
+    for (const [side, touch] of [
+      [lob.bids, bid],
+      [lob.asks, ask],
+    ] as const) {
+      // Inside the touch: a bid above it, an ask below it.
+      while (side.px.length > 0 && side.dir * (side.px[0]! - touch) < 0) side.delete(0);
+      if (side.px[0] !== touch) side.insert(0, touch, this.levelSize(b, 0));
+      while (side.px.length > BOOK_MAX_LEVELS) side.delete(side.px.length - 1);
+      while (side.px.length < BOOK_MIN_LEVELS) {
+        const p = side.beyond(this.bookRng.geometric(lob.gapLogQ));
+        if (p === null) break;
+        side.insert(side.px.length, p, this.levelSize(b, side.px.length));
+      }
+    }
+  }
+
+  /**
+   * One change near the touch: a size change (60%), a level added in the
+   * first gap at or beyond the chosen level (20%), or a level deleted (20%;
+   * never the touch, which is the quote's). Each side keeps its level bounds.
+   */
+  private churn(b: Book, lob: SimOrderBook): void {
+    const r = this.bookRng;
+    const side = r.float() < 0.5 ? lob.bids : lob.asks;
+    const n = side.px.length;
+    const i = Math.min(n - 1, r.geometric(LOG_Q_LEVEL) - 1);
+    const u = r.float();
+    if (u >= 0.8 && i >= 1 && n > BOOK_MIN_LEVELS) {
+      side.delete(i);
+      return;
+    }
+    if (u >= 0.6 && u < 0.8 && n < BOOK_MAX_LEVELS) {
+      for (let j = i; j < n - 1; j++) {
+        const width = Math.abs(side.px[j + 1]! - side.px[j]!);
+        if (width > 1) {
+          side.insert(j + 1, side.px[j]! + side.dir * (1 + Math.floor(r.float() * (width - 1))), this.levelSize(b, j + 1));
+          return;
+        }
+      }
+      const p = side.beyond(r.geometric(lob.gapLogQ));
+      if (p !== null) {
+        side.insert(n, p, this.levelSize(b, n));
+        return;
+      }
+    }
+    const size = this.levelSize(b, i);
+    side.set(i, size !== side.sz[i] ? size : nudge(size, b.lot, r.float() < 0.5));
+  }
+
+  /** A snapshot message of the whole book, which also restarts the snapshot clock. */
+  private bookSnapshot(b: Book, lob: SimOrderBook, nowMs: number): SimBook {
+    lob.snapshotAt = nowMs;
+    return { s: b.name, ts: nowMs, seq: lob.seq, snapshot: true, bids: lob.bids.levels(b.scale), asks: lob.asks.levels(b.scale) };
+  }
+
+  /** A resting size at depth i (0 = the touch), in lots: larger away from the touch. */
+  private levelSize(b: Book, i: number): number {
+    return b.lot * this.bookRng.geometric(LOG_Q_DEPTH[Math.min(i, BOOK_MAX_LEVELS)]!);
+  }
+
   /** Aggressor side's touch mostly; sometimes inside a spread wider than one tick. */
-  private tradePrice(b: Book, buy: boolean): number {
-    const r = this.rng;
+  private tradePrice(b: Book, buy: boolean, r = this.rng): number {
     const inside = b.ask - b.bid - 1;
     if (inside > 0 && r.float() < 0.15) return b.bid + 1 + Math.floor(r.float() * inside);
     return buy ? b.ask : b.bid;
   }
 
-  private quoteSize(b: Book): number {
-    return b.lot * this.rng.geometric(LOG_Q_QUOTE);
+  private quoteSize(b: Book, r = this.rng): number {
+    return b.lot * r.geometric(LOG_Q_QUOTE);
   }
 
-  private tradeSize(b: Book): number {
-    const r = this.rng;
+  private tradeSize(b: Book, r = this.rng): number {
     if (b.oddLots && b.lot > 1 && r.float() < 0.25) return 1 + Math.floor(r.float() * (b.lot - 1));
     return b.lot * r.geometric(LOG_Q_TRADE);
   }
+}
+
+/** The bid a quote has around a fair mid (log, in ticks) with this spread: at least one tick. */
+function quoteBid(fair: number, spread: number): number {
+  const bid = Math.round(Math.exp(fair) - spread / 2);
+  return bid < 1 ? 1 : bid;
 }
 
 /** Adds or removes one lot, never going below one lot. */

@@ -19,7 +19,7 @@ function feed(overrides: Partial<FeedConfig> = {}): FeedConfig {
     fields: {},
     queue: null,
     staleAfterMs: 10_000,
-    jetstream: null,
+    jetstream: null, volume: false,
     ...overrides,
   };
 }

@@ -91,7 +91,7 @@ function setup(clients: Array<{ depth: number; throttleMs: number }>) {
     },
   });
   const hub = new Hub(config, createLogger('silent', false), clock);
-  const norm = new BookNormalizer({ name: 'lob', kind: 'book', subject: 'x', codec: 'json', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 0, jetstream: null });
+  const norm = new BookNormalizer({ name: 'lob', kind: 'book', subject: 'x', codec: 'json', symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 0, jetstream: null, volume: false });
   const sessions = clients.map((c) => {
     const socket = new Socket();
     const session = hub.openSession(socket);

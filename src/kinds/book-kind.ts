@@ -58,7 +58,7 @@ export class BookKind implements Kind<BookState, BookEvent> {
   readonly snapshotType = 'book';
   /** `book` after a snapshot, else `bupd`: set by apply() for the fan-out that follows it. */
   liveType: MessageType = 'bupd';
-  readonly releaseType = 'book';
+  readonly merges = true;
   /** A book whose status (live or stale) apply() just changed, for the hub to announce; else null. */
   statusChange: BookState | null = null;
   private readonly books = new Map<string, BookState>();
@@ -232,8 +232,8 @@ export class BookKind implements Kind<BookState, BookEvent> {
     // Nothing to keep: the release is a fresh window.
   }
 
-  release(st: BookState, sub: Subscription): Uint8Array {
-    return this.snapshot(st, sub.view);
+  release(st: BookState, sub: Subscription): void {
+    sub.client.push('book', this.snapshot(st, sub.view));
   }
 
   status(symbol: string, status: ChannelStatus): Uint8Array {

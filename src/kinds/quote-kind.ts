@@ -18,7 +18,7 @@ export class QuoteKind implements Kind<SymbolState, Tick> {
   readonly name = 'quote';
   readonly snapshotType = 'snap';
   readonly liveType = 'upd';
-  readonly releaseType = 'upd';
+  readonly merges = true;
   readonly store: SymbolStore;
   // One-entry cache of the live upd: every subscriber of this fan-out gets
   // the same bytes. Not kept per symbol, so a quiet symbol pins no encoder slab.
@@ -93,7 +93,11 @@ export class QuoteKind implements Kind<SymbolState, Tick> {
    * current value. Cached per symbol, so clients throttled on the same
    * interval (due together, same position) share the bytes.
    */
-  release(st: SymbolState, sub: Subscription): Uint8Array {
+  release(st: SymbolState, sub: Subscription): void {
+    sub.client.push('upd', this.merged(st, sub));
+  }
+
+  private merged(st: SymbolState, sub: Subscription): Uint8Array {
     const since = sub.since;
     const n = sub.pendingN;
     if (st.mergedBytes !== null && st.mergedQ === st.q && st.mergedSince === since && st.mergedN === n) return st.mergedBytes;

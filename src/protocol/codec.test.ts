@@ -197,12 +197,14 @@ describe('encodeData (data messages)', () => {
 
 describe('decodeRequest, ops', () => {
   it('decodes sub with snapshot defaulting to true', () => {
-    expect(decodeRequest(binary({ op: 'sub', symbols: ['AAPL', 'MSFT'] }), true)).toEqual({ op: 'sub', channel: 'quote', depth: null, symbols: ['AAPL', 'MSFT'], snapshot: true, throttleMs: 0 });
-    expect(decodeRequest(text('{"op":"sub","symbols":["A"],"snapshot":null}'), false)).toEqual({ op: 'sub', channel: 'quote', depth: null, symbols: ['A'], snapshot: true, throttleMs: 0 });
+    expect(decodeRequest(binary({ op: 'sub', symbols: ['AAPL', 'MSFT'] }), true)).toEqual({ op: 'sub', channel: 'quote', depth: null, last: null, since: null, symbols: ['AAPL', 'MSFT'], snapshot: true, throttleMs: 0 });
+    expect(decodeRequest(text('{"op":"sub","symbols":["A"],"snapshot":null}'), false)).toEqual({ op: 'sub', channel: 'quote', depth: null, last: null, since: null, symbols: ['A'], snapshot: true, throttleMs: 0 });
     expect(decodeRequest(binary({ op: 'sub', symbols: ['A'], snapshot: false, id: 'r1' }), true)).toEqual({
       op: 'sub',
       channel: 'quote',
       depth: null,
+      last: null,
+      since: null,
       symbols: ['A'],
       snapshot: false,
       throttleMs: 0,
@@ -219,7 +221,7 @@ describe('decodeRequest, ops', () => {
 
   it('passes symbols through unvalidated (the session checks each one)', () => {
     const r = decodeRequest(text('{"op":"sub","symbols":["A",42,null,{"x":1}]}'), false);
-    expect(r).toEqual({ op: 'sub', channel: 'quote', depth: null, symbols: ['A', 42, null, { x: 1 }], snapshot: true, throttleMs: 0 });
+    expect(r).toEqual({ op: 'sub', channel: 'quote', depth: null, last: null, since: null, symbols: ['A', 42, null, { x: 1 }], snapshot: true, throttleMs: 0 });
   });
 
   it('decodes unsub', () => {
@@ -413,7 +415,7 @@ describe('decodeRequest, hostile frames', () => {
 
   it('keeps the prototype clean for "__proto__" keys', () => {
     const r = decodeRequest(text('{"op":"sub","symbols":["A"],"__proto__":{"polluted":true,"id":"evil"}}'), false);
-    expect(r).toEqual({ op: 'sub', channel: 'quote', depth: null, symbols: ['A'], snapshot: true, throttleMs: 0 });
+    expect(r).toEqual({ op: 'sub', channel: 'quote', depth: null, last: null, since: null, symbols: ['A'], snapshot: true, throttleMs: 0 });
     // The binary decoder refuses the key outright.
     const b = decodeRequest(binary(JSON.parse('{"op":"ping","__proto__":{"id":"evil","op":"sub"}}') as object), true);
     expectError(b, 'BAD_REQUEST');

@@ -9,7 +9,7 @@
  */
 import { decode as decodeStrict, ExtData } from '@msgpack/msgpack';
 import { Packr } from 'msgpackr';
-import { BOOK_DEPTHS, CHANNELS, DEFAULT_BOOK_DEPTH, type Channel, type ClientRequest, type RequestError, type RequestId } from './messages.js';
+import { BOOK_DEPTHS, CHANNELS, DEFAULT_BOOK_DEPTH, type Channel, type ClientRequest, type Position, type RequestError, type RequestId } from './messages.js';
 
 // Standard MessagePack only: maps (not msgpackr records), no extensions, the
 // smallest map header, so any decoder (Python msgpack, @msgpack/msgpack) reads it.
@@ -119,6 +119,21 @@ export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientReque
       } else if (rawDepth !== null) {
         return fail('BAD_REQUEST', 'sub: "depth" applies to channel book only', id);
       }
+      const rawLast = m['last'] ?? null;
+      const rawSince = m['since'] ?? null;
+      if (channel !== 'trade' && (rawLast !== null || rawSince !== null)) {
+        return fail('BAD_REQUEST', `sub: "${rawLast !== null ? 'last' : 'since'}" applies to channel trade only`, id);
+      }
+      if (rawLast !== null && (!Number.isSafeInteger(rawLast) || (rawLast as number) < 0)) {
+        return fail('BAD_REQUEST', 'sub: "last" must be a non-negative integer (the most recent trades to send first)', id);
+      }
+      let since: Map<string, Position> | null = null;
+      if (rawSince !== null) {
+        since = parseSince(rawSince);
+        if (since === null) {
+          return fail('BAD_REQUEST', 'sub: "since" must map each symbol to {"e": epoch string, "q": non-negative integer}, as in the ack\'s "pos"', id);
+        }
+      }
       const snapshot = m['snapshot'];
       if (snapshot !== undefined && snapshot !== null && typeof snapshot !== 'boolean') {
         return fail('BAD_REQUEST', 'sub: "snapshot" must be a boolean', id);
@@ -127,7 +142,7 @@ export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientReque
       if (!Number.isSafeInteger(throttleMs) || (throttleMs as number) < 0) {
         return fail('BAD_REQUEST', 'sub: "throttleMs" must be a non-negative integer (milliseconds; 0 = no throttle)', id);
       }
-      return withId({ op, channel, symbols, snapshot: snapshot !== false, throttleMs: throttleMs as number, depth });
+      return withId({ op, channel, symbols, snapshot: snapshot !== false, throttleMs: throttleMs as number, depth, last: rawLast as number | null, since });
     }
     case 'ping': {
       // Echo only scalars: the reply must not carry arbitrary client structures.
@@ -158,6 +173,20 @@ export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientReque
     default:
       return fail('UNKNOWN_OP', `unknown op ${JSON.stringify(op.slice(0, 32))} (expected sub, unsub, ping, symbols or auth)`, id);
   }
+}
+
+/** `since`: symbol -> {e, q}; null when malformed. Keys go into a Map, so no key can touch a prototype. */
+function parseSince(raw: unknown): Map<string, Position> | null {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || raw instanceof Uint8Array || raw instanceof ExtData) return null;
+  const out = new Map<string, Position>();
+  for (const [s, p] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) return null;
+    const e = (p as Record<string, unknown>)['e'];
+    const q = (p as Record<string, unknown>)['q'];
+    if (typeof e !== 'string' || e.length > 128 || !Number.isSafeInteger(q) || (q as number) < 0) return null;
+    out.set(s, { e, q: q as number });
+  }
+  return out;
 }
 
 /** True when the decode result is an error reply rather than a request. */

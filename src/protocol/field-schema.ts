@@ -23,6 +23,10 @@ export class FieldSchema {
   /** Slot of `ts` (source event time) and `seq` (source sequence). */
   readonly ts: number;
   readonly seq: number;
+  /** Slots a trade sets. */
+  readonly last: number;
+  readonly lastSize: number;
+  readonly volume: number;
 
   constructor(configured: readonly FieldSpec[] = []) {
     const names: string[] = [...CANONICAL_FIELDS];
@@ -40,6 +44,9 @@ export class FieldSchema {
     this.textSlots = types.flatMap((t, i) => (t ? [i] : []));
     this.ts = this.index.get('ts')!;
     this.seq = this.index.get('seq')!;
+    this.last = this.index.get('last')!;
+    this.lastSize = this.index.get('lastSize')!;
+    this.volume = this.index.get('volume')!;
   }
 }
 

@@ -26,11 +26,17 @@ export type SymbolStatus = 'live' | 'stale' | 'unknown';
 
 export type RequestId = string | number;
 
-/** What a subscription is to: `quote` (the default) or `book`. */
-export type Channel = 'quote' | 'book';
+/** What a subscription is to: `quote` (the default), `book` or `trade`. */
+export type Channel = 'quote' | 'book' | 'trade';
 
 /** The channels a client may name, in the order error messages list them. */
-export const CHANNELS: readonly Channel[] = ['quote', 'book'];
+export const CHANNELS: readonly Channel[] = ['quote', 'book', 'trade'];
+
+/** A trade position as a client sends it back in `since`. */
+export interface Position {
+  e: string;
+  q: number;
+}
 
 /** Depths a book subscription may ask for: a fixed set, so clients at one depth share encoded bytes. */
 export const BOOK_DEPTHS = [1, 5, 10, 25, 50, 100, 500, 1000] as const;
@@ -43,7 +49,20 @@ export const CHECKSUM_LEVELS = 25;
 
 /** Client -> server requests, after validation. `depth` is null unless the channel is book. */
 export type ClientRequest =
-  | { op: 'sub'; id?: RequestId; channel: Channel; symbols: unknown[]; snapshot: boolean; throttleMs: number; depth: number | null }
+  | {
+      op: 'sub';
+      id?: RequestId;
+      channel: Channel;
+      symbols: unknown[];
+      snapshot: boolean;
+      throttleMs: number;
+      /** Book depth; null unless the channel is book. */
+      depth: number | null;
+      /** Trades: the most recent trades to send first; null unless given. */
+      last: number | null;
+      /** Trades: per symbol, the position to resume after; null unless given. */
+      since: Map<string, Position> | null;
+    }
   | { op: 'unsub'; id?: RequestId; channel: Channel; symbols: unknown[] }
   | { op: 'ping'; id?: RequestId; ts?: unknown }
   | { op: 'symbols'; id?: RequestId; prefix: string; limit: number | undefined }

@@ -1,10 +1,13 @@
 /**
  * Protocol v1 helpers for the k6 scenarios (see docs/PROTOCOL.md): requests,
  * frame parsing, per-symbol merged state with `q` checks, and latency from
- * the source time `d.ts`. Plain TypeScript without k6 imports, so it is
- * unit-tested under Node as well.
+ * the source time `d.ts`. Order books are in book.ts, trade prints in
+ * trades.ts. Plain TypeScript without k6 imports, so it is unit-tested under
+ * Node as well.
  */
+import { bookMessageError, type Book, type Bupd } from './book.ts';
 import { decode, type MsgpackMap, type MsgpackValue } from './msgpack.ts';
+import { tradeMessageError, type Gap, type Position, type Trade } from './trades.ts';
 
 export type RequestId = string | number;
 
@@ -31,6 +34,14 @@ export interface Ack {
   ok: string[];
   err: AckError[];
   throttleMs?: number;
+  /** Present when the request's channel was not `quote`. */
+  channel?: string;
+  /** `sub` to `book` only: the depth applied. */
+  depth?: number;
+  /** `sub` to `trade` only: each accepted symbol's position. */
+  pos?: Record<string, Position>;
+  /** `sub` to `trade` with `since` only: per resumed symbol, whether every trade since was recovered. */
+  rec?: Record<string, boolean>;
 }
 export interface Snap {
   t: 'snap';
@@ -50,6 +61,8 @@ export interface Stat {
   t: 'stat';
   s: string;
   st: 'live' | 'stale' | 'unknown';
+  /** The channel when it is not `quote` (`book`, `trade`). */
+  ch?: string;
 }
 export interface Hb {
   t: 'hb';
@@ -84,9 +97,9 @@ export interface Bye {
 }
 
 /** Every server message this suite understands; others are skipped, as the protocol asks. */
-export type ServerMessage = Hello | Ack | Snap | Upd | Stat | Hb | Pong | SymbolsReply | Err | Bye;
+export type ServerMessage = Hello | Ack | Snap | Upd | Book | Bupd | Trade | Gap | Stat | Hb | Pong | SymbolsReply | Err | Bye;
 
-const KNOWN_TYPES: ReadonlySet<string> = new Set(['hello', 'ack', 'snap', 'upd', 'stat', 'hb', 'pong', 'symbols', 'err', 'bye']);
+const KNOWN_TYPES: ReadonlySet<string> = new Set(['hello', 'ack', 'snap', 'upd', 'book', 'bupd', 'trade', 'gap', 'stat', 'hb', 'pong', 'symbols', 'err', 'bye']);
 
 /** The messages of one frame, or why the frame broke the protocol. */
 export type FrameResult = { ok: true; messages: ServerMessage[] } | { ok: false; error: string };
@@ -97,8 +110,9 @@ function isMap(v: MsgpackValue | undefined): v is MsgpackMap {
 
 /**
  * Decodes one server frame: a MessagePack array of maps, each with a string
- * `t`. `snap` and `upd` are checked field by field (they drive the checks);
- * the other known types are taken as sent; unknown types are skipped.
+ * `t`. `snap` and `upd` are checked field by field, `book` and `bupd` level
+ * by level, `trade` and `gap` key by key (they drive the checks); the other
+ * known types are taken as sent; unknown types are skipped.
  */
 export function parseFrame(data: ArrayBuffer | Uint8Array): FrameResult {
   let root: MsgpackValue;
@@ -118,6 +132,12 @@ export function parseFrame(data: ArrayBuffer | Uint8Array): FrameResult {
       if (typeof m['s'] !== 'string' || typeof m['q'] !== 'number' || !isMap(d)) return { ok: false, error: `${t} without s, q or d` };
       for (const k in d) if (typeof d[k] !== 'number') return { ok: false, error: `${t} ${m['s']}: field ${k} is not a number` };
       if (m['n'] !== undefined && typeof m['n'] !== 'number') return { ok: false, error: `${t} ${m['s']}: n is not a number` };
+    } else if (t === 'book' || t === 'bupd') {
+      const error = bookMessageError(m);
+      if (error !== null) return { ok: false, error };
+    } else if (t === 'trade' || t === 'gap') {
+      const error = tradeMessageError(m);
+      if (error !== null) return { ok: false, error };
     }
     messages.push(m as unknown as ServerMessage);
   }
