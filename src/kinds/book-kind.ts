@@ -246,17 +246,35 @@ export class BookKind implements Kind<BookState, BookEvent> {
   }
 }
 
-/** The checksum of a window; `buf` holds at least 32 bytes per level. */
+/**
+ * The checksum of a window; `buf` holds at least 32 bytes per level. Written
+ * through a DataView: its setFloat64 is several times cheaper per value than
+ * Buffer.writeDoubleBE, and this runs once per depth per message.
+ */
 export function bookChecksum(asks: BookSide, bids: BookSide, k: number, buf: Buffer): number {
+  const view = viewOf(buf);
   let off = 0;
   for (const side of [asks, bids]) {
     const n = Math.min(k, side.n);
     for (let i = 0; i < n; i++) {
-      off = buf.writeDoubleBE(side.price(i), off);
-      off = buf.writeDoubleBE(side.sizes[i]!, off);
+      view.setFloat64(off, side.price(i));
+      view.setFloat64(off + 8, side.sizes[i]!);
+      off += 16;
     }
   }
   return crc32(buf.subarray(0, off)) >>> 0;
+}
+
+const views = new WeakMap<Buffer, DataView>();
+
+/** A DataView over `buf`, made once per buffer. */
+function viewOf(buf: Buffer): DataView {
+  let v = views.get(buf);
+  if (v === undefined) {
+    v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    views.set(buf, v);
+  }
+  return v;
 }
 
 /** The top `depth` levels of a side as [price, size] pairs, best first. */
