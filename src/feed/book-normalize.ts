@@ -7,7 +7,8 @@
  * with a reason counter; nothing a feed sends can throw past here.
  */
 import type { FeedConfig } from '../config.js';
-import { BAD_SYMBOL, FeedCounters, isPayloadMap, NO_SYMBOL, payloadDecoder, symbolOf, toNumber, UNDECODABLE } from './normalize.js';
+import { FeedCounters, toNumber } from './normalize.js';
+import { PayloadNormalizer } from './payload-normalizer.js';
 
 /** Why a book message was rejected; a metric label, so the set is closed. */
 export type BookRejectReason =
@@ -85,31 +86,16 @@ export interface BookEvent {
   readonly counters: BookCounters;
 }
 
-export class BookNormalizer {
+export class BookNormalizer extends PayloadNormalizer<BookEvent, BookRejectReason> {
   readonly counters = new BookCounters();
   private readonly event: BookEvent;
-  private readonly decode: (data: Uint8Array) => unknown;
 
-  constructor(readonly feed: FeedConfig) {
-    this.decode = payloadDecoder(feed.codec);
+  constructor(feed: FeedConfig) {
+    super(feed);
     this.event = { symbol: '', snapshot: false, bids: new LevelList(), asks: new LevelList(), seq: NaN, ts: NaN, counters: this.counters };
   }
 
-  fromBytes(subject: string, data: Uint8Array): BookEvent | BookRejectReason {
-    const obj = this.decode(data);
-    if (obj === UNDECODABLE) {
-      this.counters.received++;
-      return this.reject('decode');
-    }
-    return this.fromObject(subject, obj);
-  }
-
-  fromObject(subject: string, obj: unknown): BookEvent | BookRejectReason {
-    this.counters.received++;
-    if (!isPayloadMap(obj)) return this.reject('not_object');
-    const symbol = symbolOf(this.feed, subject, obj);
-    if (symbol === NO_SYMBOL) return this.reject('no_symbol');
-    if (symbol === BAD_SYMBOL) return this.reject('bad_symbol');
+  protected fromMap(_subject: string, symbol: string, obj: Record<string, unknown>): BookEvent | BookRejectReason {
     const ev = this.event;
     const snap = obj['snapshot'] ?? false;
     if (typeof snap !== 'boolean') return this.reject('bad_shape');

@@ -9,7 +9,8 @@
  */
 import type { FeedConfig } from '../config.js';
 import { toText } from '../protocol/field-schema.js';
-import { BAD_SYMBOL, FeedCounters, isPayloadMap, NO_SYMBOL, payloadDecoder, symbolOf, toNumber, UNDECODABLE } from './normalize.js';
+import { FeedCounters, isPayloadMap, toNumber } from './normalize.js';
+import { PayloadNormalizer } from './payload-normalizer.js';
 
 /** Why a trade (or a whole trade message) was rejected; a metric label, so the set is closed. */
 export type TradeRejectReason = 'decode' | 'not_object' | 'no_symbol' | 'bad_symbol' | 'bad_shape' | 'bad_px' | 'bad_sz' | 'bad_side' | 'bad_id' | 'bad_ts' | 'empty';
@@ -70,31 +71,16 @@ export class TradeEvent {
   }
 }
 
-export class TradeNormalizer {
+export class TradeNormalizer extends PayloadNormalizer<TradeEvent, TradeRejectReason> {
   readonly counters = new TradeCounters();
   private readonly event = new TradeEvent(this.counters);
-  private readonly decode: (data: Uint8Array) => unknown;
 
-  constructor(readonly feed: FeedConfig) {
-    this.decode = payloadDecoder(feed.codec);
+  constructor(feed: FeedConfig) {
+    super(feed);
     this.event.addVolume = feed.volume;
   }
 
-  fromBytes(subject: string, data: Uint8Array): TradeEvent | TradeRejectReason {
-    const obj = this.decode(data);
-    if (obj === UNDECODABLE) {
-      this.counters.received++;
-      return this.reject('decode');
-    }
-    return this.fromObject(subject, obj);
-  }
-
-  fromObject(subject: string, obj: unknown): TradeEvent | TradeRejectReason {
-    this.counters.received++;
-    if (!isPayloadMap(obj)) return this.reject('not_object');
-    const symbol = symbolOf(this.feed, subject, obj);
-    if (symbol === NO_SYMBOL) return this.reject('no_symbol');
-    if (symbol === BAD_SYMBOL) return this.reject('bad_symbol');
+  protected fromMap(subject: string, symbol: string, obj: Record<string, unknown>): TradeEvent | TradeRejectReason {
     const ev = this.event;
     ev.n = 0;
     ev.streamSeq = NaN;
