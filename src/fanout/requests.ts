@@ -76,6 +76,8 @@ function subscribe(session: RequestSession, ctx: SessionContext, kind: number, r
   const ok: string[] = [];
   const err: AckError[] = [];
   const accepted: Subscription[] = [];
+  /** Subscriptions the client held before this request. */
+  const renewed = new Set<Subscription>();
   const max = ctx.config.limits.maxSymbolsPerClient;
   const th = ctx.config.throttle;
   // Bounded by configuration rather than refused: the ack says what applies.
@@ -97,6 +99,7 @@ function subscribe(session: RequestSession, ctx: SessionContext, kind: number, r
     const existing = session.subscription(kind, s);
     // A client that resubscribes to a book (to resync after a checksum mismatch) gets a fresh window.
     if (existing !== undefined && channel === 'book') ctx.counters.bookResubscribes++;
+    if (existing !== undefined) renewed.add(existing);
     const sub = existing ?? session.addSubscription(kind, s);
     if (sub === null) {
       err.push({ s, code: 'LIMIT_EXCEEDED', msg: `at most ${max} symbols per connection` });
@@ -111,7 +114,7 @@ function subscribe(session: RequestSession, ctx: SessionContext, kind: number, r
   if (overLimit) session.violation();
   if (ok.length > 0) session.markSubscribed();
   if (channel === 'trade') {
-    startTrades(session, ctx, req, ok, err, accepted, throttle);
+    startTrades(session, ctx, req, ok, err, accepted, renewed, throttle);
     return;
   }
   // Quote acks stay as they were; other channels are echoed, with their view.
@@ -132,20 +135,25 @@ function startTrades(
   ok: string[],
   err: AckError[],
   accepted: Subscription[],
+  renewed: ReadonlySet<Subscription>,
   throttle: number,
 ): void {
   const trades = ctx.trades;
   const pos: Record<string, { e: string; q: number }> = {};
   const rec: Record<string, boolean> = {};
-  const cursors: number[] = [];
+  /** Per accepted subscription: where it starts, or null to keep its cursor. */
+  const cursors: (number | null)[] = [];
   const last = Math.min(req.last ?? 0, ctx.config.trade.history.size);
   for (const sub of accepted) {
     const s = sub.symbol;
     const p = trades.position(s);
     Object.defineProperty(pos, s, { value: p, enumerable: true, writable: true, configurable: true });
     const from = req.since?.get(s);
-    let cursor: number;
-    if (from !== undefined) {
+    let cursor: number | null;
+    if (from === undefined && req.last === null && renewed.has(sub)) {
+      // Renewed without a position (say, to change its throttle): it keeps its cursor and what it holds.
+      cursor = null;
+    } else if (from !== undefined) {
       const ok = trades.recoverable(s, from.e, from.q);
       Object.defineProperty(rec, s, { value: ok, enumerable: true, writable: true, configurable: true });
       if (ok) trades.recovered++;
@@ -160,7 +168,13 @@ function startTrades(
     'ack',
     encode({ t: 'ack', id: req.id, op: 'sub', ok, err, throttleMs: throttle === 0 ? undefined : throttle, channel: 'trade', pos, rec: req.since === null ? undefined : rec }),
   );
-  accepted.forEach((sub, i) => ctx.delivery.startAt(sub, cursors[i]!));
+  accepted.forEach((sub, i) => {
+    const cursor = cursors[i]!;
+    if (cursor !== null) ctx.delivery.startAt(sub, cursor);
+    // A stale tape says so at once, as a quote's snap is followed by its stat.
+    const st = trades.state(sub.symbol);
+    if (st !== undefined && st.stale) session.push('stat', trades.status(sub.symbol, 'stale'));
+  });
 }
 
 function unsubscribe(session: RequestSession, kind: number, channel: Channel, symbols: unknown[], id: ClientRequest['id']): void {

@@ -153,3 +153,27 @@ describe('trades on the delivery path', () => {
     );
   });
 });
+
+describe('renewing and stale tapes', () => {
+  it('a renewed subscription without since keeps its cursor; a new one on a stale symbol is told it is stale', () => {
+    const { clock, hub, sessions, send } = setup(100, [500]);
+    const { socket, session } = sessions[0]!;
+    send({ s: 'X', trades: [{ px: 1, sz: 1, id: 'T0' }] });
+    send({ s: 'X', trades: [{ px: 1, sz: 1, id: 'T1' }] });
+    hub.scheduler.run();
+    // Held for the 500 ms interval; renewing with another throttle must not skip what it holds.
+    const req = new TextEncoder().encode(JSON.stringify({ op: 'sub', channel: 'trade', symbols: ['X'], throttleMs: 100 }));
+    session.onMessage(req.buffer as ArrayBuffer, false);
+    clock.advance(1000);
+    hub.throttle.fire(clock.now());
+    hub.scheduler.run();
+    expect(socket.messages.filter((m) => m.t === 'trade').map((m) => m.id)).toEqual(['T0', 'T1']);
+    hub.setFeedStale('tape', true);
+    const other = new Socket();
+    const s2 = hub.openSession(other);
+    const sub = new TextEncoder().encode(JSON.stringify({ op: 'sub', channel: 'trade', symbols: ['X'] }));
+    s2.onMessage(sub.buffer as ArrayBuffer, false);
+    hub.scheduler.run();
+    expect(other.messages.find((m) => m.t === 'stat')).toEqual({ t: 'stat', s: 'X', st: 'stale', ch: 'trade' });
+  });
+});
