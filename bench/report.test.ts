@@ -1,6 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { summarizeProfile } from './cpu-profile.js';
-import { evaluateTargets, mdTable, meanOverRounds, ratio, renderReport, stepRatios, type BookStep, type BooksResult, type FanoutStep, type SuiteResult, type System } from './report.js';
+import {
+  catchupSummary,
+  evaluateTargets,
+  mdTable,
+  meanOverRounds,
+  ratio,
+  renderReport,
+  stepRatios,
+  type BookStep,
+  type BooksResult,
+  type FanoutStep,
+  type SuiteResult,
+  type System,
+  type TradeCatchupRun,
+  type TradesResult,
+  type TradeStep,
+} from './report.js';
 
 const lat = (p99: number) => ({ count: 1000, p50: p99 / 4, p90: p99 / 2, p99, p999: p99 * 1.5, max: p99 * 2 });
 
@@ -270,5 +286,94 @@ describe('report helpers', () => {
     expect(md).toContain('| 50,010 | 10 | 37,000 | 2.70 | 85.1 | 420.6 | 0.202 |');
     expect(md).toContain('| 50,010 | all | 67,000 |  | 87.0 | 677.0 | 0.128 |');
     expect(md).toContain('67,000 (67,300)');
+  });
+
+  it('adds the trades scenario: catch-up p50 and max without the warm-up rounds, and its two targets', () => {
+    const run = (loadRate: number, lastMs: number, warmup = false, exact = true): TradeCatchupRun => ({
+      loadRate,
+      warmup,
+      expected: 10_000,
+      trades: 10_000,
+      connectMs: 1.5,
+      ackMs: 6,
+      firstMs: 6.5,
+      lastMs,
+      recovered: true,
+      duplicates: 0,
+      missing: 0,
+      gapMessages: 0,
+      exact,
+      timedOut: false,
+      frames: 3,
+      bytes: 697_000,
+      gatewayReplayed: 10_000,
+      burstMs: 510,
+    });
+    const tradeStep: TradeStep = {
+      rate: 20_000,
+      tradesPerSec: 20_001,
+      publisherLagP99Ms: 2,
+      windowSeconds: 8,
+      connections: 200,
+      deliveredPerSec: 103_000,
+      expectedPerSec: 103_100,
+      gatewayDeliveredPerSec: 103_050,
+      framesPerSec: 20_000,
+      bytesPerConnPerSec: 36_000,
+      gateway: { cpuPercent: 30, systemPercent: 12, usPerTradeIn: 15, usPerDelivered: 2.9, deliveryUsPerDelivered: 1.7, rssMiB: 140 },
+      latency: lat(6),
+      duplicates: 0,
+      missing: 0,
+      idMismatches: 0,
+      gapMessages: 0,
+      closedEarly: 0,
+      conflated: 0,
+      slowConsumers: 0,
+      busCpuPercent: 5,
+      publisherCpuPercent: 9,
+      clientCpuPercent: 50,
+      clientMaxProcPercent: 26,
+      clientProcs: 2,
+      clientEventLoopP99Ms: 8,
+      machineBusyPercent: 50,
+      otherProcessesPercent: 0,
+      serverCoreBusyPercent: 33,
+      serverCoreSoftirqPercent: 3,
+      otherCoresBusyPercent: 70,
+      warnings: [],
+    };
+    const trades = (catchup: TradeCatchupRun[], missingAtEnd = 0): TradesResult => ({
+      workload: { symbols: 200, zipf: 1, clients: 200, symbolsPerClient: 4, expectedPerTrade: 5.16, loadProcs: 2, catchupTrades: 10_000, catchupSymbols: 1, catchupRate: 20_000, historySize: 10_000 },
+      catchup,
+      ingest: [
+        { rate: 20_000, tradesPerSec: 20_000, publisherLagP99Ms: 2, windowSeconds: 8, gatewayTradesPerSec: 20_000, rejected: 0, gateway: { cpuPercent: 13, systemPercent: 2, usPerTrade: 6.5, rssMiB: 120 }, busCpuPercent: 5, publisherCpuPercent: 9, otherProcessesPercent: 0, warnings: [] },
+      ],
+      steps: [tradeStep],
+      final: { subscriptions: 800, complete: missingAtEnd > 0 ? 799 : 800, missingAtEnd, trades: 2_000_000, duplicates: 0, missing: 0, idMismatches: 0, gapMessages: 0, unacked: 0, published: 400_000, waitedS: 0.5 },
+      errors: [],
+      notes: [],
+    });
+    const runs = [run(0, 90, true), run(0, 20), run(0, 30), run(0, 25), run(20_000, 60), run(20_000, 80)];
+    expect(catchupSummary(runs.filter((r) => r.loadRate === 0))).toMatchObject({ runs: 3, exact: 3, p50: 25, max: 30, warmupMs: [90] });
+    expect(catchupSummary(runs.filter((r) => r.loadRate === 20_000))).toMatchObject({ runs: 2, p50: 70, max: 80, warmupMs: [] });
+    const base = suite([step('tickgate', 1000, 100_000, 1, 2)]);
+    expect(evaluateTargets(base).some((t) => t.target.startsWith('trades:'))).toBe(false);
+    const ok = evaluateTargets({ ...base, trades: trades(runs) }).filter((t) => t.target.startsWith('trades:'));
+    expect(ok.map((t) => t.verdict)).toEqual(['met', 'met']);
+    expect(ok[1]?.detail).toBe('quiet gateway: 4 of 4 exact (1 warm-up), p50 25.0 ms, max 30.0 ms; under 20,000 trades/s: 2 of 2 exact, p50 70.0 ms, max 80.0 ms');
+    // A warm-up round that was not exact still fails the catch-up target; a trade missing at the end fails delivery.
+    const bad = evaluateTargets({ ...base, trades: trades([run(0, 90, true, false), ...runs.slice(1)], 3) }).filter((t) => t.target.startsWith('trades:'));
+    expect(bad.map((t) => t.verdict)).toEqual(['missed', 'missed']);
+    expect(evaluateTargets({ ...base, trades: { ...trades([]), final: null, steps: [], errors: ['gateway exited'] } }).filter((t) => t.target.startsWith('trades:'))).toMatchObject([
+      { verdict: 'not measured', detail: 'gateway exited' },
+      { verdict: 'not measured', detail: 'gateway exited' },
+    ]);
+    const md = renderReport({ ...base, trades: trades(runs) });
+    expect(md).toContain('## Trade prints: 200 symbols, 200 clients x 4 symbols');
+    expect(md).toContain('### Catch-up after 10,000 missed trades');
+    expect(md).toContain('| quiet gateway | 3 (+ 1) | 4 of 4 | 25.00 / 30.00 | 6.00 | 1.50 | 400,000 | 3 | 680.7 | 90.0 |');
+    expect(md).toContain('| 20,000 | 20,000 | 13.0 (2.0) | 6.500 | 153,846 |');
+    expect(md).toContain('| 20,001 | 103,000 (103,100) | 30.0 (12.0) | 15.000 | 2.900 | 1.700 |');
+    expect(md).toContain('800 of 800 subscriptions');
   });
 });

@@ -270,6 +270,140 @@ export interface BooksResult {
   notes: string[];
 }
 
+/** One catch-up: a client that missed `expected` trades comes back with `since`. */
+export interface TradeCatchupRun {
+  /** Fan-out trades per second published meanwhile; 0: a quiet gateway. */
+  loadRate: number;
+  /** A round before the measured ones (the gateway's replay path not yet compiled by the JIT): checked, not in the p50 / max. */
+  warmup: boolean;
+  expected: number;
+  trades: number;
+  /** New WebSocket to `hello`. */
+  connectMs: number;
+  /** From sending `sub` with since to its ack, to the first trade, and to the expected-th trade decoded (the catch-up time). */
+  ackMs: number | null;
+  firstMs: number | null;
+  lastMs: number | null;
+  /** The ack's `rec` was true for every symbol. */
+  recovered: boolean;
+  duplicates: number;
+  missing: number;
+  gapMessages: number;
+  /** Recovered, every missed trade once and in order, ids and CRC32 equal to what the publisher sent, nothing else. */
+  exact: boolean;
+  timedOut: boolean;
+  frames: number;
+  bytes: number;
+  /** The gateway's count of trades replayed from the history over the resume. */
+  gatewayReplayed: number | null;
+  /** Publisher: from the burst command to its last print flushed to NATS. */
+  burstMs: number;
+}
+
+/** What the trades scenario's gateway spent on ingest alone: a window before any client subscribed. */
+export interface TradeIngestStep {
+  rate: number;
+  /** What the publisher sent during the window. */
+  tradesPerSec: number;
+  publisherLagP99Ms: number | null;
+  windowSeconds: number;
+  /** Trades the gateway accepted per second (its counter), and refused in the window. */
+  gatewayTradesPerSec: number | null;
+  rejected: number | null;
+  gateway: { cpuPercent: number | null; systemPercent: number | null; usPerTrade: number | null; rssMiB: number | null };
+  busCpuPercent: number | null;
+  publisherCpuPercent: number | null;
+  otherProcessesPercent: number | null;
+  warnings: string[];
+}
+
+/** One step (trade rate) of the trades scenario with its clients. */
+export interface TradeStep {
+  rate: number;
+  tradesPerSec: number;
+  publisherLagP99Ms: number | null;
+  windowSeconds: number;
+  connections: number;
+  /** Trades the clients received per second, and what the subscriptions imply at the rate the gateway took in. */
+  deliveredPerSec: number;
+  expectedPerSec: number;
+  /** The gateway's own count of trade messages queued per second. */
+  gatewayDeliveredPerSec: number | null;
+  framesPerSec: number;
+  bytesPerConnPerSec: number;
+  /**
+   * The gateway: % of one core (of which kernel); CPU per trade in; CPU per
+   * trade delivered (all of it, over the trade messages it queued); and the
+   * delivery share: CPU above the ingest-only window at the same rate, per
+   * trade delivered (null without that window).
+   */
+  gateway: { cpuPercent: number | null; systemPercent: number | null; usPerTradeIn: number | null; usPerDelivered: number | null; deliveryUsPerDelivered: number | null; rssMiB: number | null };
+  /** Receive time - the trade's ts (its scheduled time at the open-loop publisher). */
+  latency: LatencySummary;
+  /** Client checks over the window: duplicates, trades skipped, q != the publisher's id, gap messages. */
+  duplicates: number;
+  missing: number;
+  idMismatches: number;
+  gapMessages: number;
+  closedEarly: number;
+  /** Gateway counters: held back by backpressure, SLOW_CONSUMER disconnects. */
+  conflated: number | null;
+  slowConsumers: number | null;
+  busCpuPercent: number | null;
+  publisherCpuPercent: number | null;
+  clientCpuPercent: number | null;
+  clientMaxProcPercent: number | null;
+  clientProcs: number;
+  clientEventLoopP99Ms: number | null;
+  machineBusyPercent: number | null;
+  otherProcessesPercent: number | null;
+  serverCoreBusyPercent: number | null;
+  serverCoreSoftirqPercent: number | null;
+  otherCoresBusyPercent: number | null;
+  warnings: string[];
+}
+
+/** After the publisher paused: every subscription against the publisher's count of its symbol. */
+export interface TradeFinal {
+  subscriptions: number;
+  /** Subscriptions whose last trade is the symbol's last published. */
+  complete: number;
+  missingAtEnd: number;
+  /** Since the clients subscribed. */
+  trades: number;
+  duplicates: number;
+  missing: number;
+  idMismatches: number;
+  gapMessages: number;
+  unacked: number;
+  /** Trades published on the fan-out symbols in all. */
+  published: number;
+  /** Seconds waited after the pause for the last trades to arrive. */
+  waitedS: number;
+}
+
+export interface TradesResult {
+  workload: {
+    symbols: number;
+    zipf: number;
+    clients: number;
+    symbolsPerClient: number;
+    /** Trades delivered per trade published that the subscriptions imply. */
+    expectedPerTrade: number;
+    loadProcs: number;
+    catchupTrades: number;
+    catchupSymbols: number;
+    catchupRate: number;
+    historySize: number;
+  };
+  catchup: TradeCatchupRun[];
+  ingest: TradeIngestStep[];
+  steps: TradeStep[];
+  final: TradeFinal | null;
+  errors: string[];
+  notes: string[];
+}
+
 export interface SuiteResult {
   startedAt: string;
   seconds: number;
@@ -282,6 +416,8 @@ export interface SuiteResult {
   isolation: IsolationResult | null;
   /** The books scenario; absent in reports written before it existed. */
   books?: BooksResult | null;
+  /** The trades scenario; absent in reports written before it existed. */
+  trades?: TradesResult | null;
 }
 
 /** a / b rounded to 2 decimals, or null when either is missing or b is 0. */
@@ -462,6 +598,7 @@ export function evaluateTargets(r: SuiteResult): TargetResult[] {
   }
 
   if (r.books) out.push(...bookTargets(r.books));
+  if (r.trades) out.push(...tradeTargets(r.trades));
 
   const c = r.connections;
   const last = c?.steps[c.steps.length - 1];
@@ -493,6 +630,193 @@ export function bookTargets(b: BooksResult): TargetResult[] {
         ` (${int(checks)} checksums checked)`,
     },
   ];
+}
+
+/** p50 and max of the catch-up times (`lastMs`) of the measured runs under one load (warm-up rounds apart), and how many were exact. */
+export function catchupSummary(all: readonly TradeCatchupRun[]): {
+  runs: number;
+  exact: number;
+  p50: number | null;
+  max: number | null;
+  ackP50: number | null;
+  connectP50: number | null;
+  warmupMs: Array<number | null>;
+} {
+  const runs = all.filter((r) => !r.warmup);
+  const median = (xs: number[]) => {
+    if (xs.length === 0) return null;
+    const s = [...xs].sort((a, b) => a - b);
+    const m = s.length >> 1;
+    return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  };
+  const done = runs.flatMap((r) => (r.lastMs === null ? [] : [r.lastMs]));
+  return {
+    runs: runs.length,
+    exact: runs.filter((r) => r.exact).length,
+    p50: median(done),
+    max: done.length === 0 ? null : Math.max(...done),
+    ackP50: median(runs.flatMap((r) => (r.ackMs === null ? [] : [r.ackMs]))),
+    connectP50: median(runs.map((r) => r.connectMs)),
+    warmupMs: all.filter((r) => r.warmup).map((r) => r.lastMs),
+  };
+}
+
+/** The trades scenario's targets (only when it ran). */
+export function tradeTargets(t: TradesResult): TargetResult[] {
+  const out: TargetResult[] = [];
+  const label = 'trades: every client got every trade of its symbols, once and in order';
+  const f = t.final;
+  if (f === null) out.push({ target: label, verdict: 'not measured', detail: t.errors[0]?.slice(0, 200) ?? 'no final check' });
+  else {
+    const bad = t.steps.filter((s) => s.missing > 0 || s.duplicates > 0 || s.idMismatches > 0 || s.gapMessages > 0);
+    const ok = bad.length === 0 && f.complete === f.subscriptions && f.missingAtEnd === 0 && f.duplicates === 0 && f.missing === 0 && f.idMismatches === 0 && f.gapMessages === 0 && f.unacked === 0;
+    out.push({
+      target: label,
+      verdict: ok ? 'met' : 'missed',
+      detail:
+        `${int(f.complete)} of ${int(f.subscriptions)} subscriptions complete after the publisher paused; ${int(f.trades)} trades received, ` +
+        `${int(f.missing + f.missingAtEnd)} missing, ${int(f.duplicates)} duplicated, ${int(f.idMismatches)} not numbered as published, ${int(f.gapMessages)} gaps`,
+    });
+  }
+  const cLabel = `trades: a client resuming after ${int(t.workload.catchupTrades)} missed trades gets exactly those (rec true, each once, in order)`;
+  if (t.catchup.length === 0) out.push({ target: cLabel, verdict: 'not measured', detail: t.errors[0]?.slice(0, 200) ?? 'no catch-up run' });
+  else {
+    const loads = [...new Set(t.catchup.map((r) => r.loadRate))];
+    out.push({
+      target: cLabel,
+      // Warm-up rounds count here too: every resume must be exact.
+      verdict: t.catchup.every((r) => r.exact) ? 'met' : 'missed',
+      detail: loads
+        .map((l) => {
+          const runs = t.catchup.filter((r) => r.loadRate === l);
+          const c = catchupSummary(runs);
+          const warm = c.warmupMs.length > 0 ? ` (${c.warmupMs.length} warm-up)` : '';
+          return `${l === 0 ? 'quiet gateway' : `under ${int(l)} trades/s`}: ${runs.filter((r) => r.exact).length} of ${runs.length} exact${warm}, p50 ${fmt(c.p50, 1)} ms, max ${fmt(c.max, 1)} ms`;
+        })
+        .join('; '),
+    });
+  }
+  return out;
+}
+
+function tradesText(t: TradesResult): string {
+  const w = t.workload;
+  const out: string[] = [
+    `## Trade prints: ${int(w.symbols)} symbols, ${w.clients} clients x ${w.symbolsPerClient} symbols`,
+    '',
+    `Single prints from load/trade-sim.ts (Zipf ${w.zipf} activity across symbols), published open-loop by load/trade-publisher.ts through nats-server, each stamped with its scheduled time. ` +
+      `Clients (load/trade-client.ts, ${w.loadProcs} processes) subscribe to ${w.symbolsPerClient} symbols each, picked uniformly; the subscriptions imply ${fmt(w.expectedPerTrade, 2)} deliveries per trade. ` +
+      'Each client checks every trade of its symbols arrives once and in order (q after q, numbered as the publisher did). Latency is the trade\'s `ts` to decode in the client.',
+    '',
+  ];
+  if (t.catchup.length > 0) {
+    out.push(
+      `### Catch-up after ${int(w.catchupTrades)} missed trades`,
+      '',
+      `A client (load/trade-catchup.ts) subscribed to ${w.catchupSymbols} symbol${w.catchupSymbols === 1 ? '' : 's'} of its own goes away; ${int(w.catchupTrades)} trades are published on ${w.catchupSymbols === 1 ? 'it' : 'them'} at ${int(w.catchupRate)}/s; ` +
+        `once the gateway has them all (history ${int(w.historySize)} per symbol), the client reconnects and subscribes with \`since\`. Catch-up: from sending that \`sub\` to the frame with the last missed trade decoded. ` +
+        'Exact: `rec` true, every missed trade once and in order, ids and CRC32 equal to what the publisher sent, no `gap`. ' +
+        'Warm-up rounds (the first on a fresh gateway, whose replay path the JIT has not compiled yet) are checked but kept out of p50 and max.',
+      '',
+      mdTable(
+        ['load', 'rounds (+ warm-up)', 'exact', 'catch-up p50 / max ms', 'ack p50 ms', 'connect p50 ms', 'trades/s while catching up (p50)', 'frames', 'KiB', 'warm-up rounds ms'],
+        [...new Set(t.catchup.map((r) => r.loadRate))].map((l) => {
+          const runs = t.catchup.filter((r) => r.loadRate === l);
+          const c = catchupSummary(runs);
+          return [
+            l === 0 ? 'quiet gateway' : `${int(l)} trades/s fan-out`,
+            c.warmupMs.length === 0 ? String(c.runs) : `${c.runs} (+ ${c.warmupMs.length})`,
+            `${runs.filter((r) => r.exact).length} of ${runs.length}`,
+            `${fmt(c.p50, 2)} / ${fmt(c.max, 2)}`,
+            fmt(c.ackP50, 2),
+            fmt(c.connectP50, 2),
+            c.p50 ? int((w.catchupTrades / c.p50) * 1000) : '-',
+            int(runs[0]?.frames),
+            fmt(runs[0] ? runs[0].bytes / 1024 : null, 1),
+            c.warmupMs.length === 0 ? '-' : c.warmupMs.map((x) => fmt(x, 1)).join(', '),
+          ];
+        }),
+      ),
+      '',
+    );
+  }
+  if (t.ingest.length > 0) {
+    out.push(
+      '### Ingest only (no subscribers)',
+      '',
+      mdTable(
+        ['trades/s asked', 'trades/s in', 'gateway % core (of which kernel)', 'gateway µs per trade', 'trades per gateway core-second', 'publisher % / lag p99 ms', 'bus % core', 'other % core', 'notes'],
+        t.ingest.map((s) => [
+          int(s.rate),
+          int(s.tradesPerSec),
+          `${fmt(s.gateway.cpuPercent)} (${fmt(s.gateway.systemPercent)})`,
+          fmt(s.gateway.usPerTrade, 3),
+          s.gateway.usPerTrade ? int(1e6 / s.gateway.usPerTrade) : '-',
+          `${fmt(s.publisherCpuPercent)} / ${fmt(s.publisherLagP99Ms, 2)}`,
+          fmt(s.busCpuPercent),
+          fmt(s.otherProcessesPercent),
+          [...s.warnings, ...(s.rejected ? [`${int(s.rejected)} rejected`] : [])].join('; '),
+        ]),
+        ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+      ),
+      '',
+    );
+  }
+  if (t.steps.length > 0) {
+    out.push(
+      '### Delivery',
+      '',
+      'Gateway µs per trade in: all of its CPU over the trades it accepted. Per delivered: all of it over the trade messages it queued (its own counter; delivered/s is what the clients received). Delivery per delivered: its CPU minus the ingest-only window\'s cost per trade for the same trades, over the trades delivered.',
+      '',
+      mdTable(
+        ['trades/s in', 'delivered/s (expected)', 'gateway % core (of which kernel)', 'µs per trade in', 'µs per delivered', 'delivery µs per delivered', 'p50 / p99 / p99.9 / max ms', 'missing / duplicated / misnumbered', 'conflated', 'notes'],
+        t.steps.map((s) => [
+          int(s.tradesPerSec),
+          `${int(s.deliveredPerSec)} (${int(s.expectedPerSec)})`,
+          `${fmt(s.gateway.cpuPercent)} (${fmt(s.gateway.systemPercent)})`,
+          fmt(s.gateway.usPerTradeIn, 3),
+          fmt(s.gateway.usPerDelivered, 3),
+          fmt(s.gateway.deliveryUsPerDelivered, 3),
+          lat(s.latency),
+          `${int(s.missing)} / ${int(s.duplicates)} / ${int(s.idMismatches)}`,
+          s.conflated === null ? '-' : int(s.conflated),
+          s.warnings.join('; '),
+        ]),
+        ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
+      ),
+      '',
+      '### Load side',
+      '',
+      mdTable(
+        ['trades/s in', 'connections', 'frames/s', 'B/s per conn', 'gateway core busy % (softirq)', 'gateway RSS MiB', 'publisher % / lag p99 ms', 'bus % core', 'load clients % (procs, max proc)', 'load CPUs busy %', 'other % core', 'client event-loop p99 ms'],
+        t.steps.map((s) => [
+          int(s.tradesPerSec),
+          int(s.connections),
+          int(s.framesPerSec),
+          int(s.bytesPerConnPerSec),
+          s.serverCoreBusyPercent === null ? '-' : `${fmt(s.serverCoreBusyPercent)} (${fmt(s.serverCoreSoftirqPercent)})`,
+          fmt(s.gateway.rssMiB),
+          `${fmt(s.publisherCpuPercent)} / ${fmt(s.publisherLagP99Ms, 2)}`,
+          fmt(s.busCpuPercent),
+          `${fmt(s.clientCpuPercent)} (${s.clientProcs}, ${fmt(s.clientMaxProcPercent)})`,
+          s.otherCoresBusyPercent === null ? `machine ${fmt(s.machineBusyPercent)}` : fmt(s.otherCoresBusyPercent),
+          fmt(s.otherProcessesPercent),
+          fmt(s.clientEventLoopP99Ms, 2),
+        ]),
+      ),
+    );
+  }
+  const f = t.final;
+  if (f !== null) {
+    out.push(
+      '',
+      `After the publisher paused (${int(f.published)} trades published on the fan-out symbols; checked ${fmt(f.waitedS, 1)} s later): ${int(f.complete)} of ${int(f.subscriptions)} subscriptions had their symbol's last trade; ` +
+        `since subscribing the clients received ${int(f.trades)} trades, ${int(f.missing + f.missingAtEnd)} missing, ${int(f.duplicates)} duplicated, ${int(f.idMismatches)} not numbered as published, ${int(f.gapMessages)} gaps, ${int(f.unacked)} subscriptions never acked.`,
+    );
+  }
+  for (const n of t.notes) out.push('', `Note: ${n}`);
+  for (const e of t.errors) out.push('', `**Trades failed:** ${e}`);
+  return out.join('\n');
 }
 
 function booksText(b: BooksResult): string {
@@ -770,6 +1094,7 @@ export function renderReport(r: SuiteResult): string {
   ];
   if (r.fanout) out.push('', fanoutText(r.fanout));
   if (r.books) out.push('', booksText(r.books));
+  if (r.trades) out.push('', tradesText(r.trades));
   if (r.connections) out.push('', connectionsText(r.connections));
   if (r.isolation) out.push('', isolationText(r.isolation));
   return out.join('\n') + '\n';

@@ -14,6 +14,9 @@
  * - books: order books end to end, ingest alone and then delivered to
  *   clients that keep every window and check every checksum
  *   (bench/suite-books.ts);
+ * - trades: trade prints end to end: a resuming client's catch-up time
+ *   after missed trades, then ingest alone and the fan-out to clients that
+ *   check every trade arrives once and in order (bench/suite-trades.ts);
  * - connections: idle-ish connections ramped towards 20,000
  *   (bench/suite-connections.ts);
  * - isolation: bench/isolation.ts with 5% slow and 1% stalled clients.
@@ -30,10 +33,11 @@ import { cpuCount, hasTaskset, openFileLimits, ROOT } from './procs.js';
 import { renderReport, type IsolationResult, type Machine, type SuiteResult } from './report.js';
 import { BOOKS_DEFAULTS, runBooks } from './suite-books.js';
 import { runConnections } from './suite-connections.js';
+import { runTrades, TRADES_DEFAULTS } from './suite-trades.js';
 import { runFanout, type FanoutOptions, type Pinning } from './suite-fanout.js';
 import { runIfEntry, UsageError, parseOptions } from '../src/cli-tool.js';
 
-export const SCENARIOS = ['fanout', 'baselines', 'books', 'connections', 'isolation'] as const;
+export const SCENARIOS = ['fanout', 'baselines', 'books', 'trades', 'connections', 'isolation'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface SuiteOptions {
@@ -56,6 +60,12 @@ export interface SuiteOptions {
   bookRates: number[];
   bookClients: number;
   booksPerClient: number;
+  /** Trades scenario: trades per second of each step, clients, symbols per client; catch-up trades and rounds. */
+  tradeRates: number[];
+  tradeClients: number;
+  tradeSymbolsPerClient: number;
+  catchupTrades: number;
+  catchupRepeats: number;
 }
 
 export { UsageError };
@@ -75,6 +85,11 @@ export const USAGE = `usage: npm run bench -- [options]
   --book-rates LIST    books: level changes per second of each step (default 50000)
   --book-clients N     books: clients, at depths 10 and 25 in turn, 20% throttled at 100 ms (default ${BOOKS_DEFAULTS.clients})
   --books-per-client N books: books per client, picked uniformly of ${BOOKS_DEFAULTS.books} (default ${BOOKS_DEFAULTS.booksPerClient})
+  --trade-rates LIST   trades: trades per second of each step (default 20000)
+  --trade-clients N    trades: clients (default ${TRADES_DEFAULTS.clients})
+  --trade-symbols-per-client N  trades: symbols per client, picked uniformly of ${TRADES_DEFAULTS.symbols} (default ${TRADES_DEFAULTS.symbolsPerClient})
+  --catchup-trades N   trades: trades a resuming client missed (default ${TRADES_DEFAULTS.catchupTrades})
+  --catchup-repeats N  trades: catch-up rounds, on a quiet gateway and again under load (default ${TRADES_DEFAULTS.catchupRepeats}; quick 2)
   --flush-ms LIST      after the default run, run tickgate again with each ws.flushIntervalMs here
                        (default 5,20; quick 5; none: only the default run)
   --rounds N           pass over the fan-out systems N times, every other pass in reverse order; ratios
@@ -120,6 +135,11 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     'book-rates': { type: 'string' },
     'book-clients': { type: 'string' },
     'books-per-client': { type: 'string' },
+    'trade-rates': { type: 'string' },
+    'trade-clients': { type: 'string' },
+    'trade-symbols-per-client': { type: 'string' },
+    'catchup-trades': { type: 'string' },
+    'catchup-repeats': { type: 'string' },
     workers: { type: 'string' },
     'flush-ms': { type: 'string' },
     rounds: { type: 'string' },
@@ -153,6 +173,11 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     bookRates: intList('book-rates', v['book-rates'] ?? '50000', 100, 5_000_000),
     bookClients: oneInt('book-clients', v['book-clients'], BOOKS_DEFAULTS.clients, 1, 20_000),
     booksPerClient: oneInt('books-per-client', v['books-per-client'], BOOKS_DEFAULTS.booksPerClient, 1, BOOKS_DEFAULTS.books),
+    tradeRates: intList('trade-rates', v['trade-rates'] ?? '20000', 100, 1_000_000),
+    tradeClients: oneInt('trade-clients', v['trade-clients'], TRADES_DEFAULTS.clients, 1, 20_000),
+    tradeSymbolsPerClient: oneInt('trade-symbols-per-client', v['trade-symbols-per-client'], TRADES_DEFAULTS.symbolsPerClient, 1, TRADES_DEFAULTS.symbols),
+    catchupTrades: oneInt('catchup-trades', v['catchup-trades'], TRADES_DEFAULTS.catchupTrades, 1, 1_000_000),
+    catchupRepeats: oneInt('catchup-repeats', v['catchup-repeats'], quick ? 2 : TRADES_DEFAULTS.catchupRepeats, 1, 100),
   };
 }
 
@@ -236,6 +261,7 @@ export async function runSuite(opts: SuiteOptions, command: string, signal: Abor
     connections: null,
     isolation: null,
     books: null,
+    trades: null,
   };
   const stamp = startedAt.replace(/[:.]/g, '-');
   const dir = join(ROOT, 'bench', 'results');
@@ -277,6 +303,25 @@ export async function runSuite(opts: SuiteOptions, command: string, signal: Abor
       log,
     );
   }
+  if (opts.only.has('trades') && !signal.aborted) {
+    log('trades');
+    result.trades = await runTrades(
+      {
+        ...TRADES_DEFAULTS,
+        rates: opts.tradeRates,
+        windowS: opts.windowS,
+        settleS: opts.settleS,
+        clients: opts.tradeClients,
+        symbolsPerClient: opts.tradeSymbolsPerClient,
+        loadProcs: Math.min(opts.loadProcs, opts.tradeClients),
+        catchupTrades: opts.catchupTrades,
+        catchupRepeats: opts.catchupRepeats,
+        pinning,
+      },
+      signal,
+      log,
+    );
+  }
   if (opts.only.has('connections') && !signal.aborted) {
     log('connections');
     result.connections = await runConnections({ connections: opts.connections, quick: opts.quick, workers: opts.workers, pinning }, signal, log);
@@ -299,8 +344,8 @@ runIfEntry(import.meta.url, {
   usage: USAGE,
   parse: (argv) => parseSuiteArgs(argv),
   stopping: 'stopping everything it started',
-  // Whatever happens, the suite ends: generous bounds over the expected 2 and 7-9 minutes (books included, once; each extra round about 7 more).
-  timeLimitS: (opts) => (opts.quick ? 300 + 150 * (opts.rounds - 1) : 1200 + 600 * (opts.rounds - 1)),
+  // Whatever happens, the suite ends: generous bounds over the expected 3 and 8-10 minutes (books and trades included, once; each extra round about 7 more).
+  timeLimitS: (opts) => (opts.quick ? 360 + 150 * (opts.rounds - 1) : 1200 + 600 * (opts.rounds - 1)),
   async run(opts, signal) {
     const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
     const { md, files } = await runSuite(opts, command, signal);

@@ -1,7 +1,8 @@
 /**
  * tickgate dashboard: a watchlist with live prices, a symbol picker, a
- * column picker for the other fields in the data, and a chart and a depth
- * ladder (its order book) of the selected symbol, on the client SDK.
+ * column picker for the other fields in the data, and a chart, a depth
+ * ladder (its order book) and a time-and-sales tape (its trade prints) of
+ * the selected symbol, on the client SDK.
  *
  * Messages only update the SDK's merged state and mark symbols dirty; the
  * screen is drawn once per animation frame from that state, so the cost of
@@ -19,6 +20,7 @@ import { bytes, millis } from './format.js';
 import { Ladder } from './ladder.js';
 import { Picker } from './picker.js';
 import { loadColumns, loadSelected, loadWatchlist, saveColumns, saveSelected, saveWatchlist } from './storage.js';
+import { Tape } from './tape.js';
 import { Watchlist } from './watchlist.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -49,6 +51,9 @@ const chart = new PriceChart($('chart'), { symbol: $('chart-symbol'), last: $('c
 /** Levels per side of the ladder: the book subscription's depth. */
 const LADDER_DEPTH = 10;
 const ladder = new Ladder($('ladder'), { symbol: $('ladder-symbol'), note: $('ladder-note') }, LADDER_DEPTH, (s) => client.book(s));
+/** Prints the tape keeps, and asks for first (`last`). */
+const TAPE_LENGTH = 60;
+const tape = new Tape($('tape'), { symbol: $('tape-symbol'), note: $('tape-note') }, TAPE_LENGTH);
 
 // ---- watchlist ----
 
@@ -76,6 +81,7 @@ function select(symbol: string | null): void {
   watchlist.select(symbol);
   chart.show(symbol);
   showBook(symbol);
+  showTape(symbol);
   if (symbol !== null) saveSelected(symbol);
 }
 
@@ -86,6 +92,24 @@ function showBook(symbol: string | null): void {
   if (was !== null) client.unsubscribeBook(was).catch(() => {});
   ladder.show(symbol);
   if (symbol !== null) client.subscribeBook(symbol, { depth: LADDER_DEPTH, throttleMs }).catch(() => {});
+  requestRender();
+}
+
+/** The tape follows the selection too: one trade subscription, the last prints first. */
+function showTape(symbol: string | null): void {
+  const was = tape.shown;
+  if (symbol === was) return;
+  if (was !== null) client.unsubscribeTrades(was).catch(() => {});
+  tape.show(symbol);
+  if (symbol !== null) {
+    client
+      .subscribeTrades(symbol, { last: TAPE_LENGTH, throttleMs })
+      .then((ack) => {
+        if (ack.ok.length > 0) tape.subscribed(symbol);
+        requestRender();
+      })
+      .catch(() => {});
+  }
   requestRender();
 }
 
@@ -121,6 +145,7 @@ function frame(): void {
   watchlist.render();
   chart.render();
   ladder.render();
+  tape.render();
 }
 function requestRender(): void {
   if (frameRequested) return;
@@ -167,6 +192,27 @@ client.onBookStatus((symbol, status) => {
   requestRender();
 });
 
+// ---- the trades of the selected symbol ----
+
+client.onTrade((t) => {
+  tape.add(t);
+  requestRender();
+});
+// Trades that will never come: a row where they were lost.
+client.onTradeGap((g) => {
+  tape.lost(g.symbol, 'trades missed (gap)');
+  requestRender();
+});
+client.onTradeResume((r) => {
+  if (r.recovered) return;
+  tape.lost(r.symbol, r.reason === 'epoch' ? 'trades missed (gateway restarted)' : 'trades missed (reconnect)');
+  requestRender();
+});
+client.onTradeStatus((symbol, status) => {
+  tape.setStatus(symbol, status);
+  requestRender();
+});
+
 let lastSecond = performance.now();
 setInterval(() => {
   const now = performance.now();
@@ -191,6 +237,7 @@ function showConnection(s: ConnectionStatus): void {
   el.dataset['state'] = s.state;
   table.classList.toggle('offline', s.state !== 'open');
   $('ladder').classList.toggle('offline', s.state !== 'open');
+  $('tape').classList.toggle('offline', s.state !== 'open');
   if (countdown !== null) clearInterval(countdown);
   countdown = null;
   switch (s.state) {
@@ -202,6 +249,7 @@ function showConnection(s: ConnectionStatus): void {
       $('sid').textContent = `session ${s.hello.sid}`;
       for (const sym of watchlist.symbols) watchlist.setStatus(sym, undefined);
       if (ladder.shown !== null) ladder.setStatus(ladder.shown, undefined);
+      if (tape.shown !== null) tape.setStatus(tape.shown, undefined);
       requestRender();
       void measureRtt();
       break;
@@ -253,4 +301,4 @@ void client.connect().catch(() => {});
 requestRender();
 
 // Reachable from the browser console for a look at the live state.
-(window as unknown as { tickgate: unknown }).tickgate = { client, watchlist, ladder };
+(window as unknown as { tickgate: unknown }).tickgate = { client, watchlist, ladder, tape };

@@ -318,9 +318,9 @@ describe('feed:sim --trades-jetstream on a nats-server with JetStream', () => {
       c.send({ op: 'sub', id: 1, channel: 'trade', symbols: [S], last: 5 });
       const ack = await c.next((m) => m.t === 'ack', 'ack');
       const pos = (ack['pos'] as Record<string, { e: string; q: number }>)[S]!;
-      // The stream's epoch; the position of a trade is its message's stream sequence x 1000 + its index.
+      // The stream's epoch; the position of a trade is (its message's stream sequence - 1) x 1000 + its index + 1.
       expect(pos.e.startsWith('SIM_TRADES.')).toBe(true);
-      expect(Math.floor(pos.q / 1000)).toBeLessThanOrEqual(200);
+      expect(Math.floor((pos.q - 1) / 1000) + 1).toBeLessThanOrEqual(200);
       const trades = (c: TestClient) => c.messages.filter((m) => m.t === 'trade' && m['s'] === S);
       await c.until((x) => trades(x).length >= 5, 'the last 5 trades');
       // A second run: live trades, read by the gateway from the stream too.
@@ -340,7 +340,7 @@ describe('feed:sim --trades-jetstream on a nats-server with JetStream', () => {
       expect(qs.slice(0, 5).every((q) => q <= pos.q)).toBe(true);
       expect(qs[4]).toBe(pos.q);
       // Live positions are the stream's sequences (200 messages stored before the second run).
-      expect(qs.slice(5).every((q) => Math.floor(q / 1000) > 200 && q % 1000 < 5)).toBe(true);
+      expect(qs.slice(5).every((q) => Math.floor((q - 1) / 1000) + 1 > 200 && (q - 1) % 1000 < 5)).toBe(true);
       expect(got.slice(5).map((m) => m['id'])).toEqual(mine.map((p) => p['id']));
       expect(c.messages.some((m) => m.t === 'gap')).toBe(false);
     } finally {

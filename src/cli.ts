@@ -10,7 +10,9 @@ Commands:
   serve [--config FILE] [--print-config]   run the gateway (see tickgate serve --help)
   tap SYMBOL... [--url URL] [--deltas] [--throttle MS] [--duration S] [--count N] [--stats]
                                            print live updates as JSON lines (see tickgate tap --help)
-  tap --book SYMBOL... [--depth N] [...]   print order books as JSON lines, checksums verified`;
+  tap --book SYMBOL... [--depth N] [...]   print order books as JSON lines, checksums verified
+  tap --trades SYMBOL... [--last N] [--since E:Q] [...]
+                                           print trade prints as JSON lines, each once, resumed after reconnects`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

@@ -82,6 +82,13 @@ describe('loadConfig defaults', () => {
       reconnectWaitMs: 1000,
       connectTimeoutMs: 5000,
       warmTimeoutMs: 10_000,
+      pingIntervalMs: 2000,
+      maxPingsOut: 4,
+      tls: { caFile: '', certFile: '', keyFile: '' },
+      credsFile: '',
+      nkeySeedFile: '',
+      pendingMsgsLimit: 65_536,
+      pendingBytesLimit: 64 * 1024 * 1024,
     });
     expect(cfg.feeds).toEqual([SIM_FEED]);
     expect(cfg.embedded).toEqual({ symbols: 500, ticksPerSec: 2000, seed: 1, books: 50, bookChangesPerSec: 2000, tradesPerSec: 500 });
@@ -354,7 +361,58 @@ describe('cross-key checks', () => {
   });
 });
 
+describe('NATS failover, TLS and credentials keys', () => {
+  it('detects a silent server within about 10 s by default', () => {
+    const { pingIntervalMs, maxPingsOut } = load().nats;
+    // Given up after between maxPingsOut and maxPingsOut + 1 unanswered intervals.
+    expect(pingIntervalMs * maxPingsOut).toBeGreaterThanOrEqual(5000);
+    expect(pingIntervalMs * (maxPingsOut + 1)).toBeLessThanOrEqual(10_000);
+  });
+
+  it('rejects ping and pending settings out of range, naming the key', () => {
+    expectMessage(configError(() => load({ file: { nats: { pingIntervalMs: 10 } } })), 'nats.pingIntervalMs', '10');
+    expectMessage(configError(() => load({ file: { nats: { maxPingsOut: 0 } } })), 'nats.maxPingsOut', '0');
+    expectMessage(configError(() => load({ file: { nats: { pendingMsgsLimit: 0 } } })), 'nats.pendingMsgsLimit', '0');
+    expectMessage(configError(() => load({ file: { nats: { pendingBytesLimit: 100 } } })), 'nats.pendingBytesLimit', '100');
+  });
+
+  it('reads the TLS and credential file paths from the environment', () => {
+    const cfg = load({
+      env: {
+        TICKGATE_NATS_TLS_CA_FILE: '/etc/nats/ca.pem',
+        TICKGATE_NATS_TLS_CERT_FILE: '/etc/nats/client.pem',
+        TICKGATE_NATS_TLS_KEY_FILE: '/etc/nats/client.key',
+        TICKGATE_NATS_CREDS_FILE: '/etc/nats/gw.creds',
+      },
+    });
+    expect(cfg.nats.tls).toEqual({ caFile: '/etc/nats/ca.pem', certFile: '/etc/nats/client.pem', keyFile: '/etc/nats/client.key' });
+    expect(cfg.nats.credsFile).toBe('/etc/nats/gw.creds');
+    expect(load({ env: { TICKGATE_NATS_NKEY_SEED_FILE: '/etc/nats/gw.nk' } }).nats.nkeySeedFile).toBe('/etc/nats/gw.nk');
+  });
+
+  it('needs both halves of a client certificate, naming the missing one', () => {
+    expectMessage(configError(() => load({ file: { nats: { tls: { certFile: '/c.pem' } } } })), 'nats.tls.keyFile', 'nats.tls.certFile');
+    expectMessage(configError(() => load({ file: { nats: { tls: { keyFile: '/c.key' } } } })), 'nats.tls.certFile');
+    expect(load({ file: { nats: { tls: { caFile: '/ca.pem' } } } }).nats.tls.caFile).toBe('/ca.pem');
+  });
+
+  it('refuses a credentials file together with an nkey seed', () => {
+    expectMessage(configError(() => load({ file: { nats: { credsFile: '/a.creds', nkeySeedFile: '/a.nk' } } })), 'nats.nkeySeedFile', 'nats.credsFile');
+  });
+});
+
 describe('printableConfig', () => {
+  it('redacts passwords and tokens in NATS URLs and shows credential paths, not contents', () => {
+    const text = printableConfig({
+      env: { TICKGATE_NATS_SERVERS: 'nats://gw:Url-Secret-1@n1:4222,nats://Tok-Secret-2@n2:4222,nats://n3:4222', TICKGATE_NATS_CREDS_FILE: '/run/secrets/gw.creds' },
+    });
+    expect(text).not.toContain('Url-Secret-1');
+    expect(text).not.toContain('Tok-Secret-2');
+    const parsed = JSON.parse(text) as Config;
+    expect(parsed.nats.servers).toEqual(['nats://gw:[redacted]@n1:4222', 'nats://[redacted]@n2:4222', 'nats://n3:4222']);
+    expect(parsed.nats.credsFile).toBe('/run/secrets/gw.creds');
+  });
+
   it('redacts the NATS password and token', () => {
     const text = printableConfig({
       env: { TICKGATE_NATS_USER: 'gateway', TICKGATE_NATS_PASS: 'pa55-Secret-xyz', TICKGATE_NATS_TOKEN: 'tok-Secret-123' },

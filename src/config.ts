@@ -389,7 +389,53 @@ const schema = {
     pass: { doc: 'NATS password.', format: String, default: '', sensitive: true, env: 'TICKGATE_NATS_PASS' },
     token: { doc: 'NATS authentication token.', format: String, default: '', sensitive: true, env: 'TICKGATE_NATS_TOKEN' },
     reconnectWaitMs: { doc: 'Wait between NATS reconnect attempts.', format: intIn(10, 60_000), default: 1000 },
-    connectTimeoutMs: { doc: 'Time allowed for the first NATS connection before start fails.', format: intIn(100, 120_000), default: 5000 },
+    connectTimeoutMs: {
+      doc: 'Time allowed for the first NATS connection before start fails, and for each reconnect attempt to one server (a frozen server accepts TCP but never answers).',
+      format: intIn(100, 120_000),
+      default: 5000,
+    },
+    pingIntervalMs: {
+      doc: 'The gateway pings its NATS server this often; with maxPingsOut, how soon a silent server (hung, frozen, partitioned: TCP open, nothing answers) is given up for another. Detected after between maxPingsOut and maxPingsOut + 1 intervals.',
+      format: intIn(100, 600_000),
+      default: 2000,
+    },
+    maxPingsOut: {
+      doc: 'Pings left unanswered before the NATS connection counts as dead and the gateway reconnects to another server (default: detected within 8-10 s).',
+      format: intIn(1, 1000),
+      default: 4,
+    },
+    tls: {
+      caFile: {
+        doc: 'PEM file of the CA(s) that sign the NATS servers\' certificates; set, the connection must be TLS. Empty: the system CAs (TLS only when a server or a tls:// URL asks for it).',
+        format: String,
+        default: '',
+        env: 'TICKGATE_NATS_TLS_CA_FILE',
+      },
+      certFile: { doc: 'PEM client certificate for mutual TLS to NATS (with keyFile).', format: String, default: '', env: 'TICKGATE_NATS_TLS_CERT_FILE' },
+      keyFile: { doc: 'PEM private key of certFile.', format: String, default: '', env: 'TICKGATE_NATS_TLS_KEY_FILE' },
+    },
+    credsFile: {
+      doc: 'NATS credentials file (user JWT and nkey seed, as nsc or a managed NATS service issues it). Read at every connection attempt, so a rotated file is used on the next reconnect.',
+      format: String,
+      default: '',
+      env: 'TICKGATE_NATS_CREDS_FILE',
+    },
+    nkeySeedFile: {
+      doc: 'File holding the user nkey seed (SU...) for nkey authentication (server users given by nkey). Not with credsFile, which carries its own.',
+      format: String,
+      default: '',
+      env: 'TICKGATE_NATS_NKEY_SEED_FILE',
+    },
+    pendingMsgsLimit: {
+      doc: 'Messages of one feed the gateway may hold received but not yet processed; past it (the gateway cannot keep up) the feed\'s oldest are dropped and counted as a slow-consumer episode, rather than NATS closing the whole connection.',
+      format: intIn(1, 100_000_000),
+      default: 65_536,
+    },
+    pendingBytesLimit: {
+      doc: 'Payload bytes of one feed held received but not yet processed; past it, as pendingMsgsLimit.',
+      format: intIn(1024, 4 * 1024 * 1024 * 1024),
+      default: 64 * 1024 * 1024,
+    },
   },
   feeds: {
     doc: 'Feeds to ingest: [{name, subject (default md.<name>.>), codec: msgpack|json, symbolField (default "s") or symbolToken, fields: {source: canonical or schema.fields name}, queue}].',
@@ -768,6 +814,14 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (raw.workers > 1 && raw.port === 0) {
     throw new ConfigError('workers: several workers share one port; set port to a fixed port, not 0');
   }
+  const nt = raw.nats.tls;
+  if ((nt.certFile === '') !== (nt.keyFile === '')) {
+    const [set, unset] = nt.certFile ? ['certFile', 'keyFile'] : ['keyFile', 'certFile'];
+    throw new ConfigError(`nats.tls.${unset}: mutual TLS needs both nats.tls.certFile and nats.tls.keyFile; nats.tls.${set} is set, nats.tls.${unset} is empty`);
+  }
+  if (raw.nats.credsFile && raw.nats.nkeySeedFile) {
+    throw new ConfigError('nats.nkeySeedFile: a credentials file (nats.credsFile) carries its own nkey seed; set one of the two');
+  }
   if (raw.book.maxDepth > raw.book.maxLevels) {
     throw new ConfigError(`book.maxDepth: expected at most book.maxLevels (${raw.book.maxLevels}), got ${raw.book.maxDepth}`);
   }
@@ -779,11 +833,23 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   return { ...raw, feeds: raw.feeds.map((f, i) => parseFeed(f, i, targets)), schema: { fields } };
 }
 
+/**
+ * A NATS URL with the password or token of its user info (nats://user:pass@host)
+ * replaced by "[redacted]", for logs and printed configuration.
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/)([^@/\s]*)@/i, (_m, scheme: string, info: string) => {
+    const colon = info.indexOf(':');
+    return `${scheme}${colon < 0 ? '[redacted]' : `${info.slice(0, colon)}:[redacted]`}@`;
+  });
+}
+
 /** The effective configuration as JSON with secrets replaced by "[redacted]". */
 export function printableConfig(opts: LoadOptions = {}): string {
   const cfg = loadConfig(opts);
   const redacted = structuredClone(cfg);
   for (const k of ['pass', 'token'] as const) if (redacted.nats[k]) redacted.nats[k] = '[redacted]';
+  redacted.nats.servers = redacted.nats.servers.map(redactUrl);
   if (redacted.auth.jwt.secret) redacted.auth.jwt.secret = '[redacted]';
   if (redacted.tls.passphrase) redacted.tls.passphrase = '[redacted]';
   for (const k of redacted.auth.apiKeys) k.sha256 = '[redacted]';

@@ -10,6 +10,7 @@ import type { FeedSource } from './feed/feed-source.js';
 import type { Hub } from './fanout/hub.js';
 import { BookCounters } from './feed/book-normalize.js';
 import { TradeCounters } from './feed/trade-normalize.js';
+import type { NatsSource } from './feed/nats-source.js';
 
 type Labels = Record<string, string>;
 type Sample = [Labels, number];
@@ -120,6 +121,21 @@ export function createMetrics(hub: Hub, source: FeedSource, access: AccessContro
     [{ source: source.kind }, source.status.state === 'connected' ? 1 : 0],
   ]);
   readCounter(r, 'feed_reconnects_total', 'Feed source reconnects since start.', ['source'], () => [[{ source: source.kind }, source.reconnects]]);
+  // NATS side: empty for the embedded source.
+  const nats = source.kind === 'nats' ? (source as NatsSource) : null;
+  const pending = nats === null ? [] : nats.pending;
+  readCounter(r, 'nats_stale_connections_total', 'NATS servers given up because they stopped answering pings (nats.pingIntervalMs x nats.maxPingsOut); each is followed by a reconnect to another server.', [], () =>
+    nats === null ? [] : [[{}, nats.staleConnections]],
+  );
+  readCounter(r, 'nats_slow_consumer_total', 'Slow-consumer episodes per feed: times its pending messages went over nats.pendingMsgsLimit or nats.pendingBytesLimit (the gateway fell behind the feed).', ['feed'], () =>
+    pending.map((p) => [{ feed: p.feed }, p.episodes]),
+  );
+  readCounter(r, 'nats_dropped_messages_total', 'Feed messages received from NATS and dropped unprocessed over the pending limits (oldest first).', ['feed'], () =>
+    pending.map((p) => [{ feed: p.feed }, p.dropped]),
+  );
+  readGauge(r, 'nats_pending_messages', 'Feed messages received from NATS and not yet processed (non-zero only while the gateway is behind).', ['feed'], () =>
+    pending.map((p) => [{ feed: p.feed }, p.size]),
+  );
   readGauge(r, 'symbols', 'Known symbols (with state).', [], () => [[{}, hub.store.size]]);
   const books = () => source.normalizers.flatMap((n) => (n.counters instanceof BookCounters ? [[n.feed.name, n.counters] as const] : []));
   readCounter(r, 'book_messages_total', 'Book messages applied (snapshots and level changes), per book feed.', ['feed'], () =>

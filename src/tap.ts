@@ -4,16 +4,19 @@
  * `--stats`, prints one line per second of rates and latency instead. With
  * `--book`, taps order books instead of quotes: the SDK keeps each book and
  * verifies every checksum, and tap fails when a book stays wrong after a
- * resync.
+ * resync. With `--trades`, taps trade prints: every trade once, in order,
+ * resumed by the SDK from its position after a reconnect, with resumes and
+ * gaps as lines of their own.
  */
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { ConnectError, TickgateClient, type AckResult, type BookDepth, type BookMismatch } from './client/index.js';
+import { ConnectError, TickgateClient, type AckResult, type BookDepth, type BookMismatch, type TradePosition, type TradeResume } from './client/index.js';
 
 const BOOK_DEPTHS = [1, 5, 10, 25, 50, 100, 500, 1000];
 
 export const TAP_USAGE = `usage: tickgate tap SYMBOL... [options]
        tickgate tap --book SYMBOL... [--depth N] [options]
+       tickgate tap --trades SYMBOL... [--last N] [--since E:Q] [options]
 
 Prints one JSON line per update: {"s":"AAPL","q":12,"state":{...}} with the
 merged state, or with --deltas {"s":"AAPL","q":12,"d":{...}} with the fields
@@ -25,7 +28,20 @@ or with --deltas the levels it set ({"s","q","bids","asks"}, size 0 = removed;
 "snap":true on a full book). Every message's checksum is verified; on a
 mismatch tap resubscribes for a fresh book and says so on stderr.
 
-  --url URL        stream endpoint (default $TICKGATE_URL or ws://127.0.0.1:8080/v1/stream)
+With --trades, trade prints instead: one line per trade, in order, each once,
+{"t":"trade","s":"AAPL","e":"TRADES.m1x","q":12000,"px":191.5,"sz":100,"side":"b","id":"T-7","ts":...}
+(side, id and ts when the source sends them). After a reconnect tap resumes
+after the last trade it printed, on the same gateway or another one, and
+prints the outcome as a line of its own:
+{"t":"rec","s":"AAPL","rec":true,"since":{"e":..,"q":..},"pos":{"e":..,"q":..}}
+("rec":false with "reason" "epoch" or "history" when the trades in between
+are lost). {"t":"gap","s":"AAPL","e":..,"from":A,"to":B} says the trades with
+A < q <= B were lost (they left the gateway's history while tap was behind).
+Lost trades are also reported on stderr. Resume a later tap from a line's e
+and q with --since E:Q.
+
+  --url URL        stream endpoint (default $TICKGATE_URL or ws://127.0.0.1:8080/v1/stream);
+                   give it more than once for replicas, tried in turn
   --token TOKEN    credential for gateways with authentication (default $TICKGATE_TOKEN)
   --deltas         print the changed fields instead of the merged state
   --throttle MS    at most one update per symbol per MS milliseconds
@@ -37,6 +53,10 @@ mismatch tap resubscribes for a fresh book and says so on stderr.
                    null for books, which carry no ts)
   --book           tap the order books of the symbols
   --depth N        book levels per side: ${BOOK_DEPTHS.join(', ')} (default 10)
+  --trades         tap the trade prints of the symbols
+  --last N         with --trades: start with up to N most recent trades
+  --since E:Q      with --trades: resume after position E:Q (epoch and q of a
+                   trade line), for every symbol given
   --help           show this help
 
 Exit status: 0 when stopped by --duration, --count or Ctrl-C; 1 when the
@@ -44,7 +64,7 @@ connection fails; 2 on bad arguments; 3 when a book's checksum is still
 wrong after a resync.`;
 
 interface TapOptions {
-  url: string;
+  urls: string[];
   token: string | undefined;
   symbols: string[];
   deltas: boolean;
@@ -54,6 +74,8 @@ interface TapOptions {
   stats: boolean;
   /** Book depth with --book, else null (quotes). */
   depth: BookDepth | null;
+  /** --trades, with its --last and --since. */
+  trades: { last: number; since: TradePosition | undefined } | null;
 }
 
 function fail(msg: string, code: number): number {
@@ -67,7 +89,7 @@ function parse(argv: string[]): TapOptions | string {
     allowPositionals: true,
     strict: true,
     options: {
-      url: { type: 'string' },
+      url: { type: 'string', multiple: true },
       token: { type: 'string' },
       deltas: { type: 'boolean' },
       throttle: { type: 'string' },
@@ -76,6 +98,9 @@ function parse(argv: string[]): TapOptions | string {
       stats: { type: 'boolean' },
       book: { type: 'boolean' },
       depth: { type: 'string' },
+      trades: { type: 'boolean' },
+      last: { type: 'string' },
+      since: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -96,8 +121,17 @@ function parse(argv: string[]): TapOptions | string {
   } else if (values.depth !== undefined) {
     throw new Error('--depth applies to --book only');
   }
+  let trades: TapOptions['trades'] = null;
+  if (values.trades === true) {
+    if (values.book === true) throw new Error('--trades and --book: choose one');
+    if (values.deltas === true) throw new Error('--deltas applies to quotes and books; every trade line is one print');
+    trades = { last: number('last', values.last, 0, true), since: values.since === undefined ? undefined : parsePosition(values.since) };
+  } else if (values.last !== undefined || values.since !== undefined) {
+    throw new Error(`--${values.last !== undefined ? 'last' : 'since'} applies to --trades only`);
+  }
+  const env = process.env['TICKGATE_URL'];
   return {
-    url: values.url ?? process.env['TICKGATE_URL'] ?? 'ws://127.0.0.1:8080/v1/stream',
+    urls: values.url ?? [env ?? 'ws://127.0.0.1:8080/v1/stream'],
     token: values.token ?? process.env['TICKGATE_TOKEN'],
     symbols: positionals,
     deltas: values.deltas === true,
@@ -106,7 +140,26 @@ function parse(argv: string[]): TapOptions | string {
     count: number('count', values.count, 0, true),
     stats: values.stats === true,
     depth,
+    trades,
   };
+}
+
+/** `E:Q`, as a trade line's `e` and `q`; the epoch may contain colons, q is what follows the last one. */
+function parsePosition(v: string): TradePosition {
+  const at = v.lastIndexOf(':');
+  const e = v.slice(0, at);
+  const q = Number(v.slice(at + 1));
+  if (at <= 0 || v.slice(at + 1).trim() === '' || !Number.isSafeInteger(q) || q < 0) {
+    throw new Error(`--since: expected EPOCH:Q (a trade line's "e" and "q"), got ${JSON.stringify(v)}`);
+  }
+  return { e, q };
+}
+
+/** What a resume that lost trades means, in words. */
+function lostText(r: TradeResume & { recovered: false }): string {
+  return r.reason === 'epoch'
+    ? `the trades after ${r.since.e}:${r.since.q} cannot be recovered: the gateway numbers trades in another epoch (${r.position.e}); going on from ${r.position.e}:${r.position.q}`
+    : `the trades after ${r.since.e}:${r.since.q} are no longer in the gateway's history; going on from ${r.position.e}:${r.position.q}`;
 }
 
 /** Buffers output lines and writes them once per event-loop turn: one write per frame, not per update. */
@@ -199,7 +252,7 @@ export async function runTap(argv: string[]): Promise<number> {
   }
   const o = opts as TapOptions;
   const out = new LineWriter();
-  const client = new TickgateClient(o.token === undefined ? { url: o.url, WebSocket } : { url: o.url, token: o.token, WebSocket });
+  const client = new TickgateClient(o.token === undefined ? { url: o.urls, WebSocket } : { url: o.urls, token: o.token, WebSocket });
 
   let finish!: (code: number) => void;
   const finished = new Promise<number>((resolve) => (finish = resolve));
@@ -246,6 +299,43 @@ export async function runTap(argv: string[]): Promise<number> {
       out.line(line + '}');
     }
     counted();
+  });
+  client.onTrade((t) => {
+    if (stopped) return;
+    if (stats !== null) {
+      stats.add(t.ts, Date.now());
+    } else {
+      // Key by key, in a fixed order, without a wrapper object per trade.
+      let line = `{"t":"trade","s":${JSON.stringify(t.symbol)},"e":${JSON.stringify(t.e)},"q":${t.q},"px":${t.px},"sz":${t.sz}`;
+      if (t.side !== undefined) line += `,"side":"${t.side}"`;
+      if (t.id !== undefined) line += `,"id":${JSON.stringify(t.id)}`;
+      if (t.ts !== undefined) line += `,"ts":${t.ts}`;
+      out.line(line + '}');
+    }
+    counted();
+  });
+  client.onTradeResume((r) => {
+    if (stopped) return;
+    const line: Record<string, unknown> = { t: 'rec', s: r.symbol, rec: r.recovered, since: r.since, pos: r.position };
+    if (!r.recovered) {
+      line['reason'] = r.reason;
+      process.stderr.write(`tickgate tap: ${r.symbol}: ${lostText(r)}\n`);
+    }
+    if (stats === null) out.line(JSON.stringify(line));
+  });
+  client.onTradeGap((g) => {
+    if (stopped) return;
+    process.stderr.write(`tickgate tap: ${g.symbol}: trades lost (gap): ${g.e} q ${g.from} < q <= ${g.to} left the gateway's history while tap was behind\n`);
+    if (stats === null) out.line(JSON.stringify({ t: 'gap', s: g.symbol, e: g.e, from: g.from, to: g.to }));
+  });
+  const tradeStale = new Set<string>();
+  client.onTradeStatus((symbol, status) => {
+    if (status === 'stale') {
+      tradeStale.add(symbol);
+      process.stderr.write(`tickgate tap: ${symbol}: trades stale\n`);
+    } else if (status === 'live' && tradeStale.delete(symbol)) {
+      process.stderr.write(`tickgate tap: ${symbol}: trades live\n`);
+    }
   });
   client.onBookMismatch((m) => {
     if (stopped) return;
@@ -294,7 +384,11 @@ export async function runTap(argv: string[]): Promise<number> {
   try {
     const th = o.throttleMs > 0 ? { throttleMs: o.throttleMs } : {};
     let ack: AckResult;
-    if (o.depth === null) {
+    if (o.trades !== null) {
+      const { last, since } = o.trades;
+      const acks = await Promise.all(o.symbols.map((s) => client.subscribeTrades(s, { ...th, last, ...(since === undefined ? {} : { since }) })));
+      ack = { ok: acks.flatMap((a) => a.ok), err: acks.flatMap((a) => a.err) };
+    } else if (o.depth === null) {
       ack = await client.subscribe(o.symbols, th);
     } else {
       const depth = o.depth;

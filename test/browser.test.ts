@@ -2,8 +2,8 @@
  * The dashboard in a real Chromium (Debian's, driven by playwright-core):
  * served by the gateway, fed by it, surviving a gateway restart, showing
  * stale symbols, adding field columns with the column picker, showing the
- * selected symbol's order book as a depth ladder, and keeping up with 200
- * ticking symbols.
+ * selected symbol's order book as a depth ladder and its trades as a
+ * time-and-sales tape, and keeping up with 200 ticking symbols.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,7 +21,7 @@ import { ensureBuilt, ROOT, spawnGateway, waitReady, type RunningGateway } from 
 // Browser globals used inside page.evaluate callbacks: this file is type-checked
 // for Node.js, without the DOM library, so declare just what those callbacks use.
 declare const localStorage: { setItem(key: string, value: string): void };
-declare const getComputedStyle: (el: unknown, pseudo: string) => { content: string };
+declare const getComputedStyle: (el: unknown, pseudo: string) => { content: string; color: string };
 declare const requestAnimationFrame: (cb: () => void) => number;
 declare const document: { getElementById(id: string): { textContent: string | null } | null };
 type LongTaskObserver = new (cb: (list: { getEntries(): Array<{ duration: number }> }) => void) => { observe(o: { type: string }): void };
@@ -368,6 +368,144 @@ describe('dashboard', () => {
       await nats.stop();
     }
   }, 60_000);
+
+  it("shows the selected symbol's trades as a time-and-sales tape: live, newest on top, coloured by side, bounded, marked stale and where trades were lost", async () => {
+    const nats = await startNatsServer();
+    const gw = await startGateway({
+      nats: { servers: [nats.url] },
+      // A history shorter than the tape, so that a throttled page falls out of it and the gap shows.
+      trade: { history: { size: 30, ttlSec: 0 } },
+      throttle: { minMs: 10, maxMs: 5000 },
+      feeds: [
+        { name: 'sim', subject: 'md.sim.>', codec: 'msgpack' },
+        { name: 'lob', kind: 'book', subject: 'book.>', codec: 'msgpack' },
+        { name: 'tape', kind: 'trade', subject: 'trade.>', codec: 'msgpack', staleAfterMs: 700 },
+      ],
+    });
+    const nc = await connect({ servers: nats.url });
+    type Print = { px: number; sz: number; side?: 'b' | 's'; id: string; ts: number };
+    const published: Print[] = [];
+    let x = 5;
+    const rnd = () => (x = (x * 48271) % 2147483647) / 2147483647;
+    let mid = 64_250;
+    /** The next print around the touch: buys at the ask, sells at the bid, now and then a print with no side. */
+    const next = (): Print => {
+      mid = Math.round((mid + (rnd() - 0.5) * 2) * 2) / 2;
+      const r = rnd();
+      const side = r < 0.45 ? 'b' : r < 0.9 ? 's' : undefined;
+      const p: Print = { px: side === 's' ? mid - 0.5 : mid, sz: Math.round((0.001 + rnd() * rnd() * 2) * 1000) / 1000, id: `T-${published.length}`, ts: Date.now() };
+      if (side !== undefined) p.side = side;
+      return p;
+    };
+    const publishTrades = (n: number) => {
+      const batch = Array.from({ length: n }, next);
+      published.push(...batch);
+      nc.publish('trade.BTC/USDT', mpEncode(n === 1 ? { s: 'BTC/USDT', ...batch[0] } : { s: 'BTC/USDT', trades: batch }));
+    };
+    const quote = () => {
+      nc.publish('md.sim.BTC/USDT', mpEncode({ s: 'BTC/USDT', bid: mid - 0.5, ask: mid, bidSize: 1.2, askSize: 0.8, close: 63_900, volume: 18_250, ts: Date.now() }));
+      nc.publish('md.sim.ETH/USDT', mpEncode({ s: 'ETH/USDT', bid: 3120.5, ask: 3120.75, last: 3120.5, close: 3100, volume: 91_000, ts: Date.now() }));
+    };
+    // A book, so the ladder beside the tape has levels.
+    type Level = [number, number];
+    const levels = (sign: number): Level[] => Array.from({ length: 20 }, (_, k): Level => [64_250 + sign * 0.5 * (k + (sign > 0 ? 0 : 1)), Math.round((0.05 + rnd() * 3) * 1000) / 1000]);
+    let bookSeq = 0;
+    const publishBook = () => nc.publish('book.BTC/USDT', mpEncode({ s: 'BTC/USDT', seq: ++bookSeq, snapshot: true, bids: levels(-1), asks: levels(1) }));
+    publishBook();
+    // 75 prints before the page opens: it asks for the last 60 and gets the 30 the history holds.
+    for (let i = 0; i < 25; i++) publishTrades(3);
+    await nc.flush();
+    let trading = true;
+    const publisher = setInterval(() => {
+      quote();
+      if (!trading) return;
+      publishTrades(rnd() < 0.2 ? 2 : 1);
+      if (rnd() < 0.3) publishBook();
+    }, 60);
+    const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+    const clock = (ms: number) => {
+      const d = new Date(ms);
+      return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+    };
+    const fmt = (v: number, d: number) => v.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+    const expectedRow = (p: Print) => ({ time: clock(p.ts), px: fmt(p.px, 2), size: fmt(p.sz, 3), cls: p.side === undefined ? 'trow print' : `trow print ${p.side}` });
+    try {
+      const { page, errors } = await openPage(`${gw.http}/`, ['BTC/USDT', 'ETH/USDT']);
+      const tape = page.locator('#tape');
+      const rows = () =>
+        tape.locator('.tape-body .trow.print, .tape-body .trow.lost').evaluateAll((els) =>
+          els.map((e) => {
+            const el = e as unknown as { className: string; querySelector(s: string): { textContent: string } };
+            return { time: el.querySelector('.time').textContent, px: el.querySelector('.px').textContent, size: el.querySelector('.size').textContent, cls: el.className };
+          }),
+        );
+      expect(await page.locator('#tape-symbol').textContent()).toBe('BTC/USDT');
+      // The recent prints first, then live ones on top, up to the tape's 60.
+      await expect.poll(async () => (await rows()).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(30);
+      await expect.poll(async () => (await rows()).length, { timeout: 10_000 }).toBe(60);
+      const top = (await rows())[0]!;
+      await expect.poll(async () => (await rows())[0]!.time + (await rows())[0]!.px, { timeout: 5000 }).not.toBe(top.time + top.px);
+
+      // At rest the tape is the published prints, newest first, cut to 60; colours by side.
+      trading = false;
+      await page.waitForTimeout(300);
+      const shown = await rows();
+      expect(shown).toEqual(published.slice(-60).reverse().map(expectedRow));
+      expect(shown.some((r) => r.cls.endsWith(' b')) && shown.some((r) => r.cls.endsWith(' s'))).toBe(true);
+      const colour = (sel: string) => tape.locator(sel).first().evaluate((el) => getComputedStyle(el, '').color);
+      expect(await colour('.trow.b .px')).toBe('rgb(38, 194, 129)');
+      expect(await colour('.trow.s .px')).toBe('rgb(255, 90, 95)');
+      expect(await tape.getAttribute('data-status')).toBeNull();
+      expect(await page.locator('#tape-note').textContent()).toBe('');
+      // The ladder beside it still shows its book.
+      await expect.poll(() => page.locator('#ladder .ladder-body .lrow.bid .px').first().textContent()).toMatch(/^64,2\d\d\.\d0$/);
+      trading = true;
+      await page.waitForTimeout(1500); // some chart history
+      await page.screenshot({ path: '/tmp/dashboard-tape.png' });
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-tape.png` });
+
+      // No prints for longer than the feed's staleAfterMs: the gateway says stale, and the tape shows it.
+      trading = false;
+      await expect.poll(() => tape.getAttribute('data-status'), { timeout: 10_000 }).toBe('stale');
+      expect(await tape.locator('.badge').evaluate((el) => getComputedStyle(el, '::after').content)).toBe('"STALE"');
+      expect((await rows()).length).toBe(60);
+      await page.screenshot({ path: `${ARTIFACTS}/dashboard-tape-stale.png` });
+      trading = true;
+      await expect.poll(() => tape.getAttribute('data-status'), { timeout: 10_000 }).toBeNull();
+
+      // A page throttled to one frame per 1.5 s, while 200 prints go past a history of 30: a row says where trades were lost.
+      const slow = await openPage(`${gw.http}/?throttle=1500`, ['BTC/USDT']);
+      const slowRows = () =>
+        slow.page.locator('#tape .tape-body .trow.print, #tape .tape-body .trow.lost').evaluateAll((els) => els.map((e) => (e as unknown as { className: string; textContent: string }).className));
+      await expect.poll(async () => (await slowRows()).length, { timeout: 10_000 }).toBe(60);
+      trading = false;
+      await page.waitForTimeout(1700);
+      for (let i = 0; i < 40; i++) publishTrades(5);
+      await nc.flush();
+      await expect.poll(async () => (await slowRows()).includes('trow lost'), { timeout: 10_000 }).toBe(true);
+      const lostRow = slow.page.locator('#tape .trow.lost');
+      expect(await lostRow.locator('.px').textContent()).toBe('trades missed (gap)');
+      // Above it, the 30 prints the history still held, newest on top.
+      await expect.poll(async () => (await slowRows()).indexOf('trow lost'), { timeout: 5000 }).toBe(30);
+      await slow.page.screenshot({ path: `${ARTIFACTS}/dashboard-tape-gap.png` });
+      expect(slow.errors).toEqual([]);
+      await slow.page.close();
+
+      // Another symbol: the tape follows the selection, and says when it has no trades.
+      await page.locator('tr[data-symbol="ETH/USDT"] td.sym').click();
+      expect(await page.locator('#tape-symbol').textContent()).toBe('ETH/USDT');
+      await expect.poll(() => page.locator('#tape-note').textContent(), { timeout: 5000 }).toBe('no trades yet');
+      expect((await rows()).length).toBe(0);
+      expect(errors).toEqual([]);
+      await page.close();
+    } finally {
+      clearInterval(publisher);
+      await nc.close();
+      await gw.stop();
+      await nats.stop();
+    }
+  }, 90_000);
 
   it('stays smooth with 200 ticking symbols: frames keep coming, no long tasks', async () => {
     const gw = await startGateway({ embedded: { symbols: 200, ticksPerSec: 2000 } });

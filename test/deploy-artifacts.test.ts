@@ -203,15 +203,20 @@ function sensitiveConfigKeys(): string[] {
     }
   };
   walk(defaults, '');
-  const overrides: JsonObject = {};
-  for (const [path] of emptyStrings) {
-    const keys = path.split('.');
-    let node = overrides;
-    for (const k of keys.slice(0, -1)) node = (node[k] ??= {}) as JsonObject;
-    node[keys.at(-1)!] = 'set-to-find-secrets-0123456789abcdef';
-  }
-  const printed = JSON.parse(printableConfig({ env: {}, overrides })) as Json;
-  return emptyStrings.map(([path]) => path).filter((path) => resolve(printed, path) === '[redacted]');
+  // One key at a time: some keys exclude each other (nats.credsFile, nats.nkeySeedFile).
+  return emptyStrings
+    .map(([path]) => path)
+    .filter((path) => {
+      const overrides: JsonObject = {};
+      const keys = path.split('.');
+      let node = overrides;
+      for (const k of keys.slice(0, -1)) node = (node[k] ??= {}) as JsonObject;
+      node[keys.at(-1)!] = 'set-to-find-secrets-0123456789abcdef';
+      // A key that needs a partner (nats.tls.certFile and keyFile) is tried with it.
+      if (path === 'nats.tls.certFile' || path === 'nats.tls.keyFile') Object.assign(node, { certFile: 'a', keyFile: 'b', [keys.at(-1)!]: 'set-to-find-secrets-0123456789abcdef' });
+      const printed = JSON.parse(printableConfig({ env: {}, overrides })) as Json;
+      return resolve(printed, path) === '[redacted]';
+    });
 }
 
 describe('helm chart', () => {

@@ -3,10 +3,14 @@
  * gateway: its JSON lines parse, merge to the gateway's state, and the
  * options do what they say. With `--book`, against a gateway fed books by a
  * real nats-server, and against a scripted server whose checksums are wrong.
+ * With `--trades`, against gateways reading one JetStream stream: the last
+ * N, resuming with --since on another replica, moving to the other replica
+ * when a gateway stops, not recovered, and a gap.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { decode, encode } from '@msgpack/msgpack';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { WebSocketServer } from 'ws';
@@ -313,4 +317,147 @@ it('tap --book exits 3 with a clear message when the book is still wrong after a
   expect(err[1]).toMatch(/^tickgate tap: BTC-USD: the book is still wrong after a resync \(checksum mismatch at q 1: computed \d+, gateway sent \d+\); giving up$/);
   // The first sub, the resync, and the SDK's second resync, sent as it reported the second mismatch.
   expect(srv.subs()).toBe(3);
+});
+
+describe('tickgate tap --trades', () => {
+  let nats: NatsServer;
+  let pub: NatsConnection;
+  const gateways: TestGateway[] = [];
+  /** Two replicas reading one JetStream stream, and one with a short history on a plain feed. */
+  let a: TestGateway;
+  let b: TestGateway;
+  let short: TestGateway;
+  const tapeFeeds = () => ({
+    nats: { servers: [nats.url] },
+    feeds: [
+      { name: 'tape', kind: 'trade', subject: 'trade.>', jetstream: 'TRADES', staleAfterMs: 0 },
+      { name: 'raw', kind: 'trade', subject: 'rawtrade.>', staleAfterMs: 0 },
+    ],
+  });
+  const gateway = async (extra: Record<string, unknown> = {}) => {
+    const g = await startGateway({ ...tapeFeeds(), ...extra });
+    gateways.push(g);
+    return g;
+  };
+  beforeAll(async () => {
+    nats = await startNatsServer({ jetstream: true });
+    pub = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(pub);
+    await jsm.streams.add({ name: 'TRADES', subjects: ['trade.>'], storage: StorageType.File });
+    [a, b, short] = await Promise.all([gateway(), gateway(), gateway({ trade: { history: { size: 100, ttlSec: 0 } }, throttle: { minMs: 10, maxMs: 5000 } })]);
+  });
+  afterAll(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+    await pub?.close();
+    await nats?.stop();
+  });
+
+  const print = (i: number) => ({ px: 100 + (i % 50) / 100, sz: 1 + (i % 7), side: i % 2 ? 'b' : 's', id: `T-${i}`, ts: 1764100000000 + i });
+  /** Publishes trades [from, to) of one symbol, every tenth message a batch of 3. */
+  async function publishTrades(subject: string, symbol: string, from: number, to: number, paced = false): Promise<void> {
+    for (let i = from; i < to; ) {
+      const n = i % 10 === 3 ? Math.min(3, to - i) : 1;
+      const batch = Array.from({ length: n }, (_, k) => print(i + k));
+      pub.publish(subject, encode(n === 1 ? { s: symbol, ...batch[0] } : { s: symbol, trades: batch }));
+      i += n;
+      if (paced && i % 20 < n) {
+        await pub.flush();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    await pub.flush();
+  }
+  const tradeLines = (t: Tap) => t.lines().filter((l) => l['t'] === 'trade');
+  const ids = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => `T-${from + k}`);
+
+  it('prints one line per trade, the last N first, then live ones; --since E:Q from a line resumes right after it, on another replica', async () => {
+    await publishTrades('trade.AAPL', 'AAPL', 0, 20);
+    await until(() => a.gateway.hub.trades.state('AAPL')?.count === 20, 'gateway a has the first 20 trades');
+    const t = tap(['--trades', 'AAPL', '--last', '5', '--count', '25', '--url', a.url]);
+    await until(() => t.lines().length >= 5, 'the last 5 trades');
+    await publishTrades('trade.AAPL', 'AAPL', 20, 40);
+    expect(await t.exited).toBe(0);
+    expect(t.stderr()).toBe('');
+    const lines = t.lines();
+    expect(lines.map((l) => l['id'])).toEqual(ids(15, 40));
+    // Every key of the print, in a fixed order; positions rise within the stream's epoch.
+    expect(Object.keys(lines[0]!)).toEqual(['t', 's', 'e', 'q', 'px', 'sz', 'side', 'id', 'ts']);
+    expect(lines[3]).toEqual({ t: 'trade', s: 'AAPL', e: expect.stringMatching(/^TRADES\./), q: expect.any(Number), ...print(18) });
+    lines.forEach((l, i) => i > 0 && expect(l['q'] as number).toBeGreaterThan(lines[i - 1]!['q'] as number));
+
+    // Resume on the other gateway after the 10th line: a rec line, then exactly the trades after it.
+    const at = lines[9]!;
+    const r = tap(['--trades', 'AAPL', '--since', `${String(at['e'])}:${String(at['q'])}`, '--count', '15', '--url', b.url]);
+    expect(await r.exited).toBe(0);
+    const out = r.lines();
+    expect(out[0]).toEqual({ t: 'rec', s: 'AAPL', rec: true, since: { e: at['e'], q: at['q'] }, pos: { e: at['e'], q: lines.at(-1)!['q'] } });
+    expect(out.slice(1)).toEqual(lines.slice(10));
+    expect(r.stderr()).toBe('');
+  });
+
+  it('given two replicas, goes on on the other when its gateway stops, printing every trade once', async () => {
+    const doomed = await gateway();
+    const t = tap(['--trades', 'MSFT', '--url', doomed.url, '--url', b.url, '--duration', '30']);
+    await until(() => doomed.gateway.hub.index.size === 1, 'the tap subscribed');
+    const publishing = publishTrades('trade.MSFT', 'MSFT', 0, 1500, true);
+    await until(() => tradeLines(t).length >= 300, '300 trades');
+    await doomed.stop();
+    await publishing;
+    await until(() => tradeLines(t).length >= 1500, 'all trades', 20_000);
+    await new Promise((r) => setTimeout(r, 200));
+    t.proc.kill('SIGINT');
+    expect(await t.exited).toBe(0);
+    expect(tradeLines(t).map((l) => l['id'])).toEqual(ids(0, 1500));
+    const recs = t.lines().filter((l) => l['t'] === 'rec');
+    expect(recs).toEqual([expect.objectContaining({ t: 'rec', s: 'MSFT', rec: true })]);
+    expect(t.stderr()).toMatch(/connection lost .*; reconnecting in \d+ ms\n/);
+    expect(t.stderr()).toMatch(/reconnected \(session /);
+  }, 60_000);
+
+  it('says clearly when the trades since --since cannot be recovered, and goes on live', async () => {
+    const t = tap(['--trades', 'AAPL', '--since', 'gone:3', '--count', '2', '--url', a.url]);
+    await until(() => t.lines().length >= 1, 'the rec line');
+    await publishTrades('trade.AAPL', 'AAPL', 40, 42);
+    expect(await t.exited).toBe(0);
+    const [rec, ...trades] = t.lines();
+    expect(rec).toEqual({ t: 'rec', s: 'AAPL', rec: false, since: { e: 'gone', q: 3 }, pos: { e: expect.stringMatching(/^TRADES\./), q: expect.any(Number) }, reason: 'epoch' });
+    expect(trades.map((l) => l['id'])).toEqual(['T-40', 'T-41']);
+    expect(t.stderr()).toMatch(/^tickgate tap: AAPL: the trades after gone:3 cannot be recovered: the gateway numbers trades in another epoch \(TRADES\.[^)]+\); going on from TRADES\.\S+:\d+\n$/);
+  });
+
+  it('prints a gap line naming exactly the trades lost when it falls out of the history, then every trade after it', async () => {
+    const t = tap(['--trades', 'NVDA', '--throttle', '1500', '--url', short.url, '--duration', '20']);
+    await until(() => short.gateway.hub.index.size === 1, 'the tap subscribed');
+    await publishTrades('rawtrade.NVDA', 'NVDA', 0, 20);
+    await until(() => tradeLines(t).length >= 20, 'the first 20');
+    // The next release is up to 1.5 s away; 500 trades go past a history of 100 meanwhile.
+    await publishTrades('rawtrade.NVDA', 'NVDA', 20, 520);
+    await until(() => tradeLines(t).at(-1)?.['id'] === 'T-519', 'the last trade');
+    t.proc.kill('SIGINT');
+    expect(await t.exited).toBe(0);
+    const lines = t.lines();
+    const gi = lines.findIndex((l) => l['t'] === 'gap');
+    const gap = lines[gi]!;
+    expect(gap).toEqual({ t: 'gap', s: 'NVDA', e: lines[0]!['e'], from: lines[gi - 1]!['q'], to: (lines[gi + 1]!['q'] as number) - 1 });
+    expect(tradeLines(t).length + (gap['to'] as number) - (gap['from'] as number)).toBe(520);
+    expect(lines.slice(gi + 1).map((l) => l['id'])).toEqual(ids(420, 520));
+    expect(t.stderr()).toBe(`tickgate tap: NVDA: trades lost (gap): ${String(gap['e'])} q ${String(gap['from'])} < q <= ${String(gap['to'])} left the gateway's history while tap was behind\n`);
+  });
+
+  it('exits 2 on a bad --since, or trade options without --trades', async () => {
+    const cases: Array<[string[], string]> = [
+      [['--trades', 'X', '--since', '12'], '--since: expected EPOCH:Q (a trade line\'s "e" and "q"), got "12"'],
+      [['--trades', 'X', '--since', 'e:-1'], '--since: expected EPOCH:Q'],
+      [['--trades', 'X', '--last', 'ten'], '--last: expected a non-negative integer, got "ten"'],
+      [['X', '--last', '10'], '--last applies to --trades only'],
+      [['X', '--since', 'e:1'], '--since applies to --trades only'],
+      [['--trades', '--book', 'X'], '--trades and --book: choose one'],
+      [['--trades', 'X', '--deltas'], '--deltas applies to quotes and books'],
+    ];
+    for (const [args, msg] of cases) {
+      const t = tap(args);
+      expect(await t.exited, args.join(' ')).toBe(2);
+      expect(t.stderr()).toContain(`tickgate tap: ${msg}`);
+    }
+  });
 });

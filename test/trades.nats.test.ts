@@ -127,6 +127,22 @@ describe('trade prints', () => {
     await other.c.close();
   });
 
+  it('a client that subscribed before a stream-backed symbol had trades resumes from q 0 with nothing lost', async () => {
+    const gw = await gateway();
+    const first = await subscribe(gw.url, 'FRESH');
+    const pos = (first.ack['pos'] as Record<string, { e: string; q: number }>)['FRESH']!;
+    expect(pos.q).toBe(0);
+    first.c.ws.terminate();
+    await publishTrades('trade.FRESH', 'FRESH', 0, 30);
+    await new Promise((r) => setTimeout(r, 100));
+    const again = await subscribe(gw.url, 'FRESH', { since: { FRESH: pos } });
+    expect(again.ack['rec']).toEqual({ FRESH: true });
+    const got = await again.c.until((c) => (tradesOf(c, 'FRESH').length >= 30 ? tradesOf(c, 'FRESH') : null), '30 trades');
+    expect(got.map((m) => m['id'])).toEqual(Array.from({ length: 30 }, (_, i) => `T-${i}`));
+    expect(again.c.messages.some((m) => m.t === 'gap')).toBe(false);
+    await again.c.close();
+  });
+
   it('last: N sends the N most recent trades first, then live ones above the acked position', async () => {
     const gw = await gateway();
     await publishTrades('rawtrade.MSFT', 'MSFT', 0, 60);

@@ -126,7 +126,7 @@ def line(m):
     stamp = time.strftime("%H:%M:%S")
     side = {"b": "buy ", "s": "sell"}.get(m.get("side"), "    ")
     tid = f"  id {m['id']}" if "id" in m else ""
-    return f"{stamp}  {m['s']:<10} q={m['q']:<12} {side} {m['sz']:>12.10g} @ {m['px']:<14.10g}{tid}"
+    return f"{stamp}  {m['s']:<10} q={m['q']:<12} {side} {m['sz']:>12.10g} @ {m['px']:<14.10g}{tid}".rstrip()
 
 
 def say(args, obj, text):

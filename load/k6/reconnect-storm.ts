@@ -247,15 +247,17 @@ export function storm(data: SetupData): void {
           timeToAck.add(receivedAt - createdAt);
           check(m, { 'sub: every symbol accepted': (a) => a.err.length === 0 && a.ok.length === symbols.length });
           if (tradeAcked) stay(socket);
-        } else if (m.t === 'ack' && m.id === 'trades' && tape !== null && !tradeAcked && timer !== undefined) {
-          tradeAcked = true;
-          check(m, { 'trade sub: every symbol accepted with a position': (a) => a.err.length === 0 && a.ok.length === tradeSymbols.length && a.ok.every((s) => a.pos?.[s] !== undefined) });
+        } else if (m.t === 'ack' && m.id === 'trades' && tape !== null) {
+          // Applied even after the session timed out: the trades that may still follow are relative to it.
           const r = tape.acked(m);
-          for (const s of r.recovered) tradeRecovered.add(true, { symbol: s });
+          for (let i = 0; i < r.recovered.length; i++) tradeRecovered.add(true);
           for (const s of r.notRecovered) {
-            tradeRecovered.add(false, { symbol: s });
+            tradeRecovered.add(false);
             warn(`${s}: resume not recovered (rec: false): the trades after the position held are lost to this client; live from q ${tape.position(s)?.q ?? '?'}`);
           }
+          if (tradeAcked || timer === undefined) continue;
+          tradeAcked = true;
+          check(m, { 'trade sub: every symbol accepted with a position': (a) => a.err.length === 0 && a.ok.length === tradeSymbols.length && a.ok.every((s) => a.pos?.[s] !== undefined) });
           if (acked) stay(socket);
         } else if (m.t === 'bye') {
           warn(`bye ${m.code}: ${m.reason}`);

@@ -726,8 +726,8 @@ export class MarketSim {
     for (let i = 0; i < n; i++) {
       const size = this.tradeSize(b, r);
       b.prints++;
-      const print: SimTrade = side === undefined ? { px: px / b.scale, sz: size, id: `${b.name}-${b.prints}`, ts: nowMs } : { px: px / b.scale, sz: size, side, id: `${b.name}-${b.prints}`, ts: nowMs };
-      prints.push(print);
+      const id = `${b.name}-${b.prints}`;
+      prints.push(side === undefined ? { px: px / b.scale, sz: size, id, ts: nowMs } : { px: px / b.scale, sz: size, side, id, ts: nowMs });
       this.print(b, px, size);
       if (side !== undefined) b.fair += side === 'b' ? b.impact : -b.impact;
     }

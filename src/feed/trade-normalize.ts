@@ -40,6 +40,8 @@ export class TradeEvent {
   id: (string | number | null)[] = new Array<string | number | null>(8).fill(null);
   /** The JetStream sequence of the message; NaN when it did not come from a stream. */
   streamSeq = NaN;
+  /** From a stream: the first sequence its source read (every message from it on is seen). */
+  streamFrom = NaN;
   /** The subject it was published on. */
   subject = '';
   /** The trade the kind applies next (the hub walks the message's trades). */

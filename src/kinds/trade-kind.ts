@@ -8,8 +8,9 @@
  *
  * Positions `{e, q}`: without JetStream the gateway numbers each symbol's
  * trades 1, 2, 3, ... under an epoch naming this process's incarnation; with
- * a JetStream stream, q = stream sequence x 1000 + the trade's index in its
- * message, under an epoch naming the stream, so every replica agrees.
+ * a JetStream stream, q = (stream sequence - 1) x 1000 + the trade's index in
+ * its message + 1, under an epoch naming the stream, so every replica agrees
+ * and the stream's first trade is at 1.
  */
 import type { Config } from '../config.js';
 import type { TradeEvent } from '../feed/trade-normalize.js';
@@ -106,15 +107,14 @@ export class TradeKind implements Kind<TradeState, TradeEvent> {
     const seq = ev.streamSeq;
     const epoch = seq === seq ? (this.streamEpochs.get(feed) ?? this.localEpoch) : this.localEpoch;
     let st = this.trades.get(ev.symbol);
-    if (st === undefined) {
-      st = new TradeState(ev.symbol, epoch, this.historySize, this.ttlMs);
-      this.trades.set(ev.symbol, st);
-    } else if (st.epoch !== epoch) {
-      // Another numbering (a feed moved to or from a stream): a new history.
-      st = new TradeState(ev.symbol, epoch, this.historySize, this.ttlMs);
+    if (st === undefined || st.epoch !== epoch) {
+      // New, or another numbering (a feed moved to or from a stream): a new history.
+      // From a stream, every trade of the messages the source has read from is seen.
+      const heldFrom = seq === seq ? (ev.streamFrom - 1) * TRADES_PER_MESSAGE : 0;
+      st = new TradeState(ev.symbol, epoch, this.historySize, this.ttlMs, heldFrom);
       this.trades.set(ev.symbol, st);
     }
-    const q = seq === seq ? seq * TRADES_PER_MESSAGE + i : st.q + 1;
+    const q = seq === seq ? (seq - 1) * TRADES_PER_MESSAGE + i + 1 : st.q + 1;
     if (q <= st.q) return null;
     const now = this.clock.now();
     st.trim(now);

@@ -33,11 +33,14 @@ export class TradeState {
     public epoch: string,
     private readonly size: number,
     private readonly ttlMs: number,
-  ) {}
+    /** Every trade above this position will be seen (0: from the first one). */
+    heldFrom = 0,
+  ) {
+    this.heldFrom = heldFrom;
+  }
 
   /** Appends a trade at position `q` (above every held one); `now` is its receipt time. */
   append(q: number, px: number, sz: number, side: number, id: string | number | null, ts: number, now: number): void {
-    if (this.count === 0 && this.q === 0) this.heldFrom = q - 1;
     if (this.count === this.cap) {
       if (this.cap < this.size) this.grow();
       else this.evict();
