@@ -355,7 +355,7 @@ describe('dashboard', () => {
 
       // Another symbol: the ladder follows the selection, and says when the gateway has no book.
       await page.locator('tr[data-symbol="ETH/USDT"] td.sym').click();
-      expect(await page.locator('#ladder-symbol').textContent()).toBe('ETH/USDT');
+      await expect.poll(() => page.locator('#ladder-symbol').textContent()).toBe('ETH/USDT');
       await expect.poll(() => ladder.getAttribute('data-status'), { timeout: 5000 }).toBe('unknown');
       expect(await page.locator('#ladder-note').textContent()).toBe('no order book for ETH/USDT');
       expect((await rows('bid'))[0]!.px).toBe('');
@@ -494,7 +494,7 @@ describe('dashboard', () => {
 
       // Another symbol: the tape follows the selection, and says when it has no trades.
       await page.locator('tr[data-symbol="ETH/USDT"] td.sym').click();
-      expect(await page.locator('#tape-symbol').textContent()).toBe('ETH/USDT');
+      await expect.poll(() => page.locator('#tape-symbol').textContent()).toBe('ETH/USDT');
       await expect.poll(() => page.locator('#tape-note').textContent(), { timeout: 5000 }).toBe('no trades yet');
       expect((await rows()).length).toBe(0);
       expect(errors).toEqual([]);
