@@ -4,33 +4,19 @@
  * drain points. Frames are decoded with a standard MessagePack decoder and
  * replayed as a client would.
  */
-import { decode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.js';
 import { Normalizer, type Tick } from '../feed/normalize.js';
 import { createLogger } from '../log.js';
 import { CANONICAL_FIELDS } from '../protocol/fields.js';
-import type { ClientSocket } from '../transport/connection.js';
 import { ManualClock } from '../clock.js';
 import { Hub } from './hub.js';
-import { SendStatus } from './outbox.js';
+import { RecordingSocket } from '../../test/helpers/recording-socket.js';
 
 type Msg = { t: string; s?: string; q?: number; d?: Record<string, number>; n?: number };
 
-/** A socket whose buffered amount the test sets; it records decoded messages. */
-class ScriptedSocket implements ClientSocket {
-  buffered = 0;
-  readonly messages: Msg[] = [];
-  sendFrame(frame: Uint8Array) {
-    for (const m of decode(frame) as Msg[]) this.messages.push(m);
-    return SendStatus.Sent;
-  }
-  bufferedAmount() {
-    return this.buffered;
-  }
-  close() {}
-}
+class ScriptedSocket extends RecordingSocket<Msg> {}
 
 /** A client's view: snap replaces, upd merges; records every ordering violation. */
 function replay(messages: Msg[]) {

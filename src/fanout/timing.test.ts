@@ -3,7 +3,6 @@
  * health, on a manual clock: each test moves time and checks what the
  * client was sent, without waiting.
  */
-import { decode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock.js';
 import { loadConfig } from '../config.js';
@@ -11,27 +10,13 @@ import { FeedHealth } from '../feed/feed-health.js';
 import type { FeedSource, SourceStatus } from '../feed/feed-source.js';
 import { Normalizer, type Tick } from '../feed/normalize.js';
 import { createLogger } from '../log.js';
-import type { ClientSocket } from '../transport/connection.js';
 import { Hub } from './hub.js';
-import { SendStatus } from './outbox.js';
 import { TokenBucket, ViolationWindow } from './rate-limit.js';
+import { RecordingSocket } from '../../test/helpers/recording-socket.js';
 
 type Msg = Record<string, unknown> & { t: string };
 
-class Socket implements ClientSocket {
-  buffered = 0;
-  readonly messages: Msg[] = [];
-  closedWith: number | null = null;
-  sendFrame(frame: Uint8Array) {
-    for (const m of decode(frame) as Msg[]) this.messages.push(m);
-    return SendStatus.Sent;
-  }
-  bufferedAmount() {
-    return this.buffered;
-  }
-  close(code: number) {
-    this.closedWith = code;
-  }
+class Socket extends RecordingSocket {
   types() {
     return this.messages.map((m) => m.t);
   }

@@ -7,45 +7,20 @@
  * depth. Every message's checksum must match the client's window, and at
  * rest every window must equal the gateway's.
  */
-import { crc32 } from 'node:zlib';
-import { decode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock.js';
 import { loadConfig } from '../config.js';
 import { Hub } from '../fanout/hub.js';
-import { SendStatus } from '../fanout/outbox.js';
 import { BookNormalizer, type BookEvent } from '../feed/book-normalize.js';
 import { createLogger } from '../log.js';
-import type { ClientSocket } from '../transport/connection.js';
+import { bookChecksum } from '../../test/helpers/client-book.js';
+import { RecordingSocket } from '../../test/helpers/recording-socket.js';
 
 type Level = [number, number];
 type Msg = { t: string; s?: string; q?: number; bids?: Level[]; asks?: Level[]; cs?: number; st?: string; ch?: string; n?: number };
 
-class Socket implements ClientSocket {
-  buffered = 0;
-  readonly messages: Msg[] = [];
-  sendFrame(frame: Uint8Array) {
-    for (const m of decode(frame) as Msg[]) this.messages.push(m);
-    return SendStatus.Sent;
-  }
-  bufferedAmount() {
-    return this.buffered;
-  }
-  close() {}
-}
-
-/** The checksum as a client computes it (the Python one-liner of PROTOCOL.md, in Node). */
-function clientChecksum(asks: Level[], bids: Level[], depth: number): number {
-  const k = Math.min(depth, 25);
-  const levels = [...asks.slice(0, k), ...bids.slice(0, k)];
-  const buf = Buffer.alloc(levels.length * 16);
-  levels.forEach(([p, s], i) => {
-    buf.writeDoubleBE(p, 16 * i);
-    buf.writeDoubleBE(s, 16 * i + 8);
-  });
-  return crc32(buf) >>> 0;
-}
+class Socket extends RecordingSocket<Msg> {}
 
 /** A client's book: what PROTOCOL.md tells a client to do, with every violation recorded. */
 class ClientBook {
@@ -72,7 +47,7 @@ class ClientBook {
     this.q = m.q!;
     this.bids = new Map(this.side(this.bids, true).slice(0, this.depth));
     this.asks = new Map(this.side(this.asks, false).slice(0, this.depth));
-    const cs = clientChecksum(this.side(this.asks, false), this.side(this.bids, true), this.depth);
+    const cs = bookChecksum(this.side(this.asks, false), this.side(this.bids, true), this.depth);
     if (cs !== m.cs) this.problems.push(`cs mismatch at q ${m.q} (${m.t})`);
   }
 }

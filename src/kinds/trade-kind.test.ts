@@ -4,32 +4,19 @@
  * client receives every trade exactly once and in order, except where a
  * `gap` names exactly the positions it lost.
  */
-import { decode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock.js';
 import { loadConfig } from '../config.js';
 import { Hub } from '../fanout/hub.js';
-import { SendStatus } from '../fanout/outbox.js';
 import { TradeNormalizer, type TradeEvent } from '../feed/trade-normalize.js';
 import { createLogger } from '../log.js';
 import { TradeState } from '../state/trade-history.js';
-import type { ClientSocket } from '../transport/connection.js';
+import { RecordingSocket } from '../../test/helpers/recording-socket.js';
 
 type Msg = { t: string; s?: string; q?: number; id?: string; from?: number; to?: number };
 
-class Socket implements ClientSocket {
-  buffered = 0;
-  readonly messages: Msg[] = [];
-  sendFrame(frame: Uint8Array) {
-    for (const m of decode(frame) as Msg[]) this.messages.push(m);
-    return SendStatus.Sent;
-  }
-  bufferedAmount() {
-    return this.buffered;
-  }
-  close() {}
-}
+class Socket extends RecordingSocket<Msg> {}
 
 const FEED = { name: 'tape', kind: 'trade' as const, subject: 'x', codec: 'json' as const, symbolField: 's', symbolToken: null, fields: {}, queue: null, staleAfterMs: 0, jetstream: null, volume: false };
 
