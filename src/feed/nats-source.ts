@@ -515,8 +515,17 @@ export class NatsSource implements FeedSource {
     let invalid = 0;
     try {
       const js = jetstream(nc, { timeout: Math.min(timeoutMs, 5000) });
-      const consumer = await js.consumers.get(stream, { filter_subjects: feed.subject, deliver_policy: DeliverPolicy.LastPerSubject });
-      const info = await consumer.info(true);
+      // Right after a stream's leader is lost JetStream refuses for a moment
+      // while the others elect a new one: try again until the deadline, but
+      // not for a stream that does not exist.
+      const { consumer, info } = await untilDeadline(
+        async () => {
+          const c = await js.consumers.get(stream, { filter_subjects: feed.subject, deliver_policy: DeliverPolicy.LastPerSubject });
+          return { consumer: c, info: await c.info(true) };
+        },
+        started + timeoutMs,
+        (err) => /stream not found/i.test((err as Error).message),
+      );
       let remaining = info.num_pending;
       if (remaining > 0) {
         const messages = await consumer.consume({ max_messages: 1000 });
@@ -651,5 +660,17 @@ export class NatsSource implements FeedSource {
       await nc.drain().catch((err: unknown) => this.log.warn({ err }, 'NATS drain failed'));
     }
     this.status = { state: 'stopped' };
+  }
+}
+
+/** Runs `attempt` until it succeeds, the deadline passes (the last error is thrown), or an error is final. */
+async function untilDeadline<T>(attempt: () => Promise<T>, deadline: number, final: (err: unknown) => boolean): Promise<T> {
+  for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (final(err) || Date.now() + wait >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
   }
 }
