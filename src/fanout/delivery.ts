@@ -35,8 +35,10 @@ export class Delivery {
     const liveType = kind.liveType;
     for (const sub of subs) {
       const c = sub.client;
-      // A subscription resumed at a position this replica has not reached yet has this event already.
-      if (sub.since >= st.q && !kind.merges) continue;
+      // A subscription that already stands at or past this position (a trade
+      // tape resumed ahead of this replica) has this event. Held quotes stand
+      // below q, books at 0, so for them this never holds.
+      if (sub.since >= st.q) continue;
       if (c.conflating || sub.pendingN > 0) {
         // Behind, or already holding data for this channel: merge, keep order.
         this.hold(kind, st, sub);
