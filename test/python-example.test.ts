@@ -1,6 +1,7 @@
 /**
- * examples/python/watch.py, run with Debian's Python against a real
- * gateway: what it prints is the gateway's state.
+ * examples/python/watch.py (on the tickgate package), run with Debian's
+ * Python against a real gateway: what it prints is the gateway's state, and
+ * the symbols' stale status when the feed stops.
  */
 import { spawn } from 'node:child_process';
 import { expect, it } from 'vitest';
@@ -37,12 +38,23 @@ it('keeps the merged state: its last line per symbol is the gateway state once t
 
     const last: Record<string, unknown> = {};
     const lastQ: Record<string, number> = {};
+    const stats: Array<{ s: string; st: string }> = [];
     for (const l of py.out().trim().split('\n')) {
-      const m = JSON.parse(l) as { s: string; q: number; state: Record<string, number> };
+      const m = JSON.parse(l) as { t?: 'stat'; s: string; q: number; state: Record<string, number>; stale: boolean; st: string };
+      if (m.t === 'stat') {
+        stats.push({ s: m.s, st: m.st });
+        continue;
+      }
       expect(m.q).toBeGreaterThan(lastQ[m.s] ?? 0);
+      // The feed was live while it ticked: no update says stale.
+      expect(m.stale).toBe(false);
       lastQ[m.s] = m.q;
       last[m.s] = m.state;
     }
+    // The stale status reaches the JSON output too, once per symbol, after its updates.
+    expect(stats.sort((a, b) => a.s.localeCompare(b.s))).toEqual([...symbols].sort().map((s) => ({ s, st: 'stale' })));
+    const lines = py.out().trim().split('\n');
+    expect(lines.slice(-symbols.length).every((l) => l.includes('"t": "stat"'))).toBe(true);
     const store = gw.gateway.hub.store;
     expect(last).toEqual(Object.fromEntries(symbols.map((s) => [s, store.get(s)!.fields()])));
     for (const s of symbols) expect(lastQ[s]).toBe(store.get(s)!.q);

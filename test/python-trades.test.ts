@@ -1,5 +1,5 @@
 /**
- * examples/python/trades.py, run with Debian's Python. Against two gateways
+ * examples/python/trades.py (on the tickgate package), run with Debian's Python. Against two gateways
  * fed by a real nats-server with a JetStream stream, its connection is
  * ended from the server side twice while trades flow: the gateway it is on
  * stops (it moves to the second URL), then that one restarts on its port.
@@ -121,7 +121,8 @@ describe('trades.py against gateways fed by nats-server with a JetStream stream'
         await waitFor(() => py.trades().length >= 600, `600 trades on gateway A; stderr: ${py.err()}`);
         // From the server side: A shuts down (bye DRAINING, then close).
         await a.stop();
-        await waitFor(() => py.err().includes(`resumed AAPL, MSFT on ${b.url}`), `the resume on gateway B; stderr: ${py.err()}`);
+        const resumed = (n: number) => symbols.every((s) => py.err().split(`resumed ${s} on ${b.url}\n`).length === n + 1);
+        await waitFor(() => resumed(1), `the resume on gateway B; stderr: ${py.err()}`);
         expect(await b.metric('tickgate_trade_resumes_total', { recovered: 'true' })).toBe(2);
         const onB = py.trades().length;
         await waitFor(() => py.trades().length >= onB + 400, `400 trades on gateway B; stderr: ${py.err()}`);
@@ -129,7 +130,7 @@ describe('trades.py against gateways fed by nats-server with a JetStream stream'
         await b.stop();
         await new Promise((r) => setTimeout(r, 300));
         const b2 = await gateway(bPort);
-        await waitFor(() => py.err().split(`resumed AAPL, MSFT on ${b.url}`).length === 3, `the resume on the restarted gateway B; stderr: ${py.err()}`);
+        await waitFor(() => resumed(2), `the resume on the restarted gateway B; stderr: ${py.err()}`);
         expect(await b2.metric('tickgate_trade_resumes_total', { recovered: 'true' })).toBe(2);
         await new Promise((r) => setTimeout(r, 500));
       } finally {
@@ -173,10 +174,12 @@ async function scriptedServer(replies: Array<{ frames: object[][]; end?: boolean
   server.on('connection', (ws: WebSocket) => {
     ws.send(encode([{ t: 'hello', v: 1, sid: 'test', hbMs: 5000, serverTs: Date.now(), limits: {} }]));
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      requests.push((isBinary ? decode(data) : JSON.parse(data.toString())) as Record<string, unknown>);
+      const req = (isBinary ? decode(data) : JSON.parse(data.toString())) as Record<string, unknown>;
+      requests.push(req);
       const reply = replies[requests.length - 1];
       if (reply === undefined) return;
-      for (const f of reply.frames) ws.send(encode(f));
+      // An ack echoes the request's id, as the gateway's does.
+      for (const f of reply.frames) ws.send(encode(f.map((m) => ((m as { t?: string }).t === 'ack' ? { ...m, id: req['id'] } : m))));
       // Killed, not closed: no close handshake.
       if (reply.end) setTimeout(() => ws.terminate(), 50);
     });
@@ -211,8 +214,9 @@ describe('trades.py against scripted servers', () => {
       py.proc.kill('SIGKILL');
       expect(code, py.err()).toBe(0);
 
-      expect(first.requests).toEqual([{ op: 'sub', id: 'trades', channel: 'trade', symbols: [S], last: 3 }]);
-      expect(second.requests).toEqual([{ op: 'sub', id: 'trades', channel: 'trade', symbols: [S], since: { [S]: { e: 'E1', q: 10 } } }]);
+      const noId = (reqs: Record<string, unknown>[]) => reqs.map(({ id: _id, ...r }) => r);
+      expect(noId(first.requests)).toEqual([{ op: 'sub', channel: 'trade', symbols: [S], last: 3 }]);
+      expect(noId(second.requests)).toEqual([{ op: 'sub', channel: 'trade', symbols: [S], since: { [S]: { e: 'E1', q: 10 } } }]);
       expect(py.lines().map((l) => (l.t === 'trade' ? l['q'] : l.t))).toEqual([1, 2, 3, 5, 'gap', 10, 'unrecovered', 51, 52]);
       expect(py.lines().find((l) => l.t === 'gap')).toEqual({ t: 'gap', s: S, from: 5, to: 9 });
       expect(py.lines().find((l) => l.t === 'unrecovered')).toEqual({ t: 'unrecovered', s: S, since: { e: 'E1', q: 10 }, pos: { e: 'E2', q: 50 } });
