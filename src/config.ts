@@ -339,6 +339,9 @@ function intIn(min: number, max: number) {
   };
 }
 
+/** Default of backpressure.maxTotalBufferedBytes: 256 MiB. */
+const DEFAULT_TOTAL_BUFFERED_BYTES = 256 * 1024 * 1024;
+
 const schema = {
   workers: {
     doc: 'Gateway worker threads sharing the port (one per core to use); more than 1 needs NATS feeds and metrics.port (aggregated metrics are served there).',
@@ -484,10 +487,16 @@ const schema = {
       default: 256 * 1024,
     },
     flushIntervalMs: {
-      doc: 'Shortest time between two frames to one client. 0: a frame at the end of every event-loop turn that has something for it (lowest latency). N: updates arriving within N ms of the last frame wait and share the next one; saves CPU under load for at most N ms of added latency.',
+      doc: 'Longest a client\'s frame is held so that updates arriving close together share it. With ws.flushAdaptive (the default) this is the ceiling: frames are held only as long as the event loop\'s load calls for, and an idle client\'s first update goes out at once. 0: a frame at the end of every event-loop turn that has something for the client (no holding at all).',
       format: intIn(0, 1000),
-      default: 0,
+      default: 5,
       env: 'TICKGATE_WS_FLUSH_INTERVAL_MS',
+    },
+    flushAdaptive: {
+      doc: 'Adapt the hold to load (0 below 20% event-loop utilisation, the whole ws.flushIntervalMs from 60%). false: a client\'s frames are at least the whole interval apart whatever the load (the first update after a quiet spell still leaves at once).',
+      format: Boolean,
+      default: true,
+      env: 'TICKGATE_WS_FLUSH_ADAPTIVE',
     },
   },
   backpressure: {
@@ -505,6 +514,15 @@ const schema = {
       doc: 'Hard limit: a client whose socket buffers more is closed at once with bye SLOW_CONSUMER.',
       format: intIn(64 * 1024, 1024 * 1024 * 1024),
       default: 16 * 1024 * 1024,
+    },
+    maxTotalBufferedBytes: {
+      doc:
+        'Budget for the bytes buffered for all clients of the process together (all workers). Past it, the clients buffering the most are closed first with bye SLOW_CONSUMER until the total is under 90% of it. ' +
+        'The default, 256 MiB, is a fixed bound rather than a share of memory: the gateway cannot tell what else shares its memory limit, and 256 MiB is 16 clients at the default per-client limit; size it to the memory you give the gateway (OPERATIONS.md). ' +
+        '0: unlimited (each client is bounded by maxBufferedBytes only). Otherwise at least maxBufferedBytes; left at the default, it is raised to a larger maxBufferedBytes.',
+      format: intIn(0, 1024 * 1024 * 1024 * 1024),
+      default: DEFAULT_TOTAL_BUFFERED_BYTES,
+      env: 'TICKGATE_BACKPRESSURE_MAX_TOTAL_BUFFERED_BYTES',
     },
     slowConsumerMs: {
       doc: 'A client that stays above the high water mark this long is closed with bye SLOW_CONSUMER (0: never for time alone).',
@@ -622,6 +640,23 @@ const schema = {
       format: 'api-keys',
       default: [] as ApiKeyConfig[],
       sensitive: true,
+    },
+    failedAttempts: {
+      max: {
+        doc: 'Failed connection attempts (refused by authentication at the upgrade, or ended by bye AUTH_EXPIRED within windowMs of admission) from one client address, or for one user, within windowMs after which its upgrades get 429 TOO_MANY_ATTEMPTS until the window ends (0: no limit).',
+        format: intIn(0, 1_000_000),
+        default: 30,
+      },
+      windowMs: {
+        doc: 'Window of auth.failedAttempts.max, from the first failure of an address or user; also how soon after admission a bye AUTH_EXPIRED counts as a failed attempt.',
+        format: intIn(1000, 86_400_000),
+        default: 60_000,
+      },
+      maxTracked: {
+        doc: 'Most client addresses (and, separately, users) tracked for auth.failedAttempts.max; beyond it the least recently failed are forgotten.',
+        format: intIn(1, 10_000_000),
+        default: 10_000,
+      },
     },
   },
   origin: {
@@ -804,6 +839,13 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   }
   if (bp.highWaterBytes >= bp.maxBufferedBytes) {
     throw new ConfigError(`backpressure.highWaterBytes: expected less than backpressure.maxBufferedBytes (${bp.maxBufferedBytes}), got ${bp.highWaterBytes}`);
+  }
+  // Left at its default, the budget follows a per-client limit raised above it (a budget below one client's limit is a mistake only when chosen).
+  if (bp.maxTotalBufferedBytes === DEFAULT_TOTAL_BUFFERED_BYTES && bp.maxBufferedBytes > DEFAULT_TOTAL_BUFFERED_BYTES) bp.maxTotalBufferedBytes = bp.maxBufferedBytes;
+  if (bp.maxTotalBufferedBytes !== 0 && bp.maxTotalBufferedBytes < bp.maxBufferedBytes) {
+    throw new ConfigError(
+      `backpressure.maxTotalBufferedBytes: expected 0 (unlimited) or at least backpressure.maxBufferedBytes (${bp.maxBufferedBytes}), got ${bp.maxTotalBufferedBytes}`,
+    );
   }
   if (raw.workers > 1 && raw.nats.servers.length === 0) {
     throw new ConfigError(`workers: ${raw.workers} workers need NATS feeds (nats.servers); the embedded feed runs in one worker only`);

@@ -3,6 +3,9 @@
  * that own them; metrics read those numbers in collect(), at scrape time, so
  * a tick pays nothing for being observed.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { PlainHistogram } from './histogram.js';
 import type { AccessControl } from './access/admission.js';
@@ -71,15 +74,101 @@ function entries<K extends string>(o: Record<K, number>, label: string): Sample[
   return (Object.keys(o) as K[]).map((k) => [{ [label]: k }, o[k]]);
 }
 
-/** Builds the registry for one gateway. */
-export function createMetrics(hub: Hub, source: FeedSource, access: AccessControl, connections: () => number, ready: () => boolean): Registry {
-  const r = new Registry();
-  collectDefaultMetrics({ register: r, prefix: METRIC_PREFIX + 'process_', eventLoopMonitoringPrecision: 20 });
-  // These three are gauges named like counters (promtool rejects them); the
-  // same numbers remain available by type without the suffix.
-  for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-    r.removeSingleMetric(`${METRIC_PREFIX}process_${n}`);
+/**
+ * What a registry collects of the Node.js runtime. `process`: the process's
+ * one registry, with the process-wide metrics (`process_*`,
+ * `nodejs_version_info`, `tickgate_build_info`) and this thread's runtime
+ * metrics. `thread`: a gateway worker thread, whose process-wide metrics the
+ * main thread collects once; it keeps only what is its own (event-loop lag,
+ * heap, GC, handles).
+ */
+export type RuntimeScope = 'process' | 'thread';
+
+const BUILD_INFO = `${METRIC_PREFIX}build_info`;
+
+/** Metrics that describe the whole process, whichever thread reads them: never summed over threads. */
+export function isProcessWide(name: string): boolean {
+  return name.startsWith('process_') || name === 'nodejs_version_info' || name === BUILD_INFO;
+}
+
+/**
+ * prom-client's default metrics under their standard names (`process_*`,
+ * `nodejs_*`), so stock Node.js dashboards and alerts find them.
+ */
+export function collectRuntimeMetrics(r: Registry, scope: RuntimeScope): void {
+  collectDefaultMetrics({ register: r, eventLoopMonitoringPrecision: 20 });
+  for (const { name } of r.getMetricsAsArray()) {
+    // These three are gauges named like counters (promtool rejects them); the
+    // same numbers remain available by type without the suffix.
+    const misnamed = name === 'nodejs_active_handles_total' || name === 'nodejs_active_requests_total' || name === 'nodejs_active_resources_total';
+    if (misnamed || (scope === 'thread' && !name.startsWith(METRIC_PREFIX) && isProcessWide(name))) r.removeSingleMetric(name);
   }
+}
+
+/** The version in this package's package.json (from src/ under tsx, or dist/src/). */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    return String((JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version?: unknown }).version ?? 'unknown');
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** `tickgate_build_info{version, node, uws} 1`: what is running, for joins and upgrade tracking. */
+export function registerBuildInfo(r: Registry, uws: string): void {
+  const g = new Gauge({
+    name: BUILD_INFO,
+    help: 'Always 1; the labels say what runs: tickgate version (package.json), Node.js version, uWebSockets.js version.',
+    labelNames: ['version', 'node', 'uws'],
+    registers: [r],
+  });
+  g.set({ version: packageVersion(), node: process.version, uws }, 1);
+}
+
+/** One metric of `Registry.getMetricsAsJSON()`, as it crosses from a worker thread. */
+export interface MetricJson {
+  name: string;
+  help: string;
+  type: string;
+  aggregator?: string;
+  values: Array<{ value: number; labels: Record<string, string | number>; metricName?: string }>;
+}
+
+/**
+ * Prepares one thread's metrics for summing with the other threads'
+ * (`AggregatorRegistry.aggregate`). What describes the thread's own state
+ * (gauges, and its event loop, heap and GC) gets a `worker` label, so no two
+ * threads' values are added up; counters and histograms of events keep their
+ * labels and are summed, which gives the process's count. Every metric is
+ * aggregated by sum: a process-wide one comes from the main thread only, so
+ * the sum is its value (prom-client's own aggregators would drop
+ * process_start_time_seconds and average the event-loop lag).
+ */
+export function forAggregation(metrics: readonly MetricJson[], worker: string): MetricJson[] {
+  return metrics.map((m) => {
+    const own = !isProcessWide(m.name) && (m.type === 'gauge' || !m.name.startsWith(METRIC_PREFIX));
+    return { ...m, aggregator: 'sum', values: own ? m.values.map((v) => ({ ...v, labels: { ...v.labels, worker } })) : m.values };
+  });
+}
+
+/**
+ * Builds the registry for one gateway. `runtime.scope` says whether it also
+ * carries the process-wide metrics ({@link RuntimeScope}); `runtime.uws` is
+ * the uWebSockets.js version for `tickgate_build_info`.
+ */
+export function createMetrics(
+  hub: Hub,
+  source: FeedSource,
+  access: AccessControl,
+  connections: () => number,
+  ready: () => boolean,
+  runtime: { scope: RuntimeScope; uws: string },
+): Registry {
+  const r = new Registry();
+  collectRuntimeMetrics(r, runtime.scope);
+  if (runtime.scope === 'process') registerBuildInfo(r, runtime.uws);
   const feeds = () => source.normalizers.map((n) => [n.feed.name, n.counters] as const);
 
   readCounter(r, 'ingest_ticks_total', 'Ticks received from feeds, valid or not.', ['feed'], () =>
@@ -173,15 +262,14 @@ export function createMetrics(hub: Hub, source: FeedSource, access: AccessContro
   ]);
 
   readGauge(r, 'connections', 'Open WebSocket connections.', [], () => [[{}, connections()]]);
-  readCounter(r, 'upgrades_rejected_total', 'WebSocket upgrades refused before any connection state, by code (authentication, origin, connection caps, draining).', ['code'], () =>
+  readCounter(r, 'upgrades_rejected_total', 'WebSocket upgrades refused before any connection state, by code (authentication, origin, connection caps, failed-attempt limit, draining).', ['code'], () =>
     entries(access.rejected, 'code'),
   );
   readCounter(r, 'connections_opened_total', 'WebSocket connections opened.', [], () => [[{}, hub.counters.opened]]);
-  readCounter(r, 'connections_closed_total', 'WebSocket connections closed, by who closed them: a bye code, or remote (client, network, idle timeout).', ['reason'], () =>
+  readCounter(r, 'connections_closed_total', 'WebSocket connections closed, each once when its socket closes, by who closed it: the bye code the server sent, or remote (client, network, idle timeout).', ['reason'], () =>
     entries(hub.counters.closedBy, 'reason'),
   );
   readGauge(r, 'ready', 'Whether this gateway is ready for clients (1) or not (0): listening, feed connected, not draining.', [], () => [[{}, ready() ? 1 : 0]]);
-  readCounter(r, 'disconnects_total', 'Server-initiated closes (bye), by code.', ['code'], () => entries(hub.counters.byes, 'code'));
   readGauge(r, 'subscriptions', 'Subscriptions across all connections.', [], () => [[{}, hub.index.size]]);
   readCounter(r, 'messages_sent_total', 'Messages queued to clients, by type.', ['type'], () => entries(hub.counters.messages, 'type'));
   readCounter(r, 'frames_sent_total', 'WebSocket frames sent to clients.', [], () => [[{}, hub.counters.frames]]);
@@ -191,7 +279,17 @@ export function createMetrics(hub: Hub, source: FeedSource, access: AccessContro
     entries(hub.counters.conflated, 'reason'),
   );
   readGauge(r, 'clients_conflating', 'Clients above their high water mark now (updates merged per symbol).', [], () => [[{}, hub.counters.conflatingNow]]);
+  readGauge(r, 'flush_hold_seconds', 'How long a client that just had a frame waits for its next one now (adaptive coalescing; 0 when the gateway is idle).', [], () => [[{}, hub.scheduler.holdMs / 1000]]);
+  readCounter(r, 'frames_held_total', 'Client frames held back to share a later write (adaptive coalescing); their messages are all still sent.', [], () => [[{}, hub.scheduler.heldFrames]]);
   readHistogram(r, 'client_buffered_bytes', 'Bytes buffered in client sockets, sampled per client a few times a second.', () => [[{}, hub.bufferedBytes]]);
+  const budget = hub.registry.budget;
+  readGauge(r, 'buffered_bytes', 'Bytes buffered for this gateway\'s open clients now (the sum of their socket buffers at their last flush, drain or sweep); compared with tickgate_buffer_budget_bytes.', [], () => [
+    [{}, budget.total],
+  ]);
+  readGauge(r, 'buffer_budget_bytes', 'backpressure.maxTotalBufferedBytes: the budget for the bytes buffered for all clients of the process (0: unlimited).', [], () => [[{}, budget.budget]]);
+  readCounter(r, 'budget_closes_total', 'Clients closed with bye SLOW_CONSUMER because the process was over its buffer budget (the biggest first); also counted in tickgate_connections_closed_total{reason="SLOW_CONSUMER"}.', [], () => [
+    [{}, budget.closes],
+  ]);
   readCounter(r, 'client_messages_rejected_total', 'Client messages answered with err, by code.', ['code'], () => entries(hub.counters.rejected, 'code'));
   return r;
 }

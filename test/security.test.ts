@@ -136,8 +136,12 @@ describe('JWT authentication at the upgrade', () => {
     refreshed.send({ op: 'auth', id: 'x', token: await hs256({ sub: 'eve', ent: ['*'] }) });
     expect(await refreshed.next((m) => m.t === 'err' && m['id'] === 'x', 'err')).toMatchObject({ code: 'AUTH_INVALID' });
 
+    // At exp + auth.jwt.clockSkewSec (30 s), the instant the upgrade would refuse the token too.
     const bye = await expiring.next((m) => m.t === 'bye', 'bye', 40_000 + 5000);
     expect(bye).toMatchObject({ code: 'AUTH_EXPIRED' });
+    expect(Date.now()).toBeGreaterThanOrEqual((soon + 30) * 1000);
+    // Reconnecting with the same token cannot succeed: no retryMs.
+    expect(bye).not.toHaveProperty('retryMs');
     await expiring.until((x) => x.closed, 'close');
     expect(refreshed.closed).toBeNull();
     const after = refreshed.messages.length;
@@ -244,7 +248,7 @@ describe('origin, caps, limits and idle connections', () => {
     const bye = await idle.next((m) => m.t === 'bye', 'bye IDLE', 3000);
     expect(bye).toMatchObject({ code: 'IDLE' });
     await idle.until((x) => x.closed, 'close');
-    expect(await gw.metric('tickgate_disconnects_total', { code: 'IDLE' })).toBeGreaterThanOrEqual(1);
+    expect(await gw.metric('tickgate_connections_closed_total', { reason: 'IDLE' })).toBeGreaterThanOrEqual(1);
   });
 });
 

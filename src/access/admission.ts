@@ -1,13 +1,17 @@
 /**
  * Admission at the WebSocket upgrade, before any per-connection state
- * exists: origin allowlist, per-address and per-user connection caps, and
- * authentication. A refusal is an HTTP status with a stable code, counted.
+ * exists: origin allowlist, per-address and per-user connection caps, the
+ * failed-attempt limit, and authentication. A refusal is an HTTP status with
+ * a stable code, counted; the ones that a later retry with the same
+ * credential may pass (429, 503) say when in `Retry-After`.
  */
+import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
+import { AttemptLimit } from './attempt-limit.js';
 import { Authenticator, type AuthCode, type Principal } from './authenticator.js';
 
 /** Stable codes of refused upgrades. */
-export type RejectCode = AuthCode | 'ORIGIN_NOT_ALLOWED' | 'TOO_MANY_CONNECTIONS' | 'DRAINING';
+export type RejectCode = AuthCode | 'ORIGIN_NOT_ALLOWED' | 'TOO_MANY_CONNECTIONS' | 'TOO_MANY_ATTEMPTS' | 'DRAINING';
 
 export const REJECT_CODES: readonly RejectCode[] = [
   'AUTH_REQUIRED',
@@ -15,6 +19,7 @@ export const REJECT_CODES: readonly RejectCode[] = [
   'AUTH_EXPIRED',
   'ORIGIN_NOT_ALLOWED',
   'TOO_MANY_CONNECTIONS',
+  'TOO_MANY_ATTEMPTS',
   'DRAINING',
 ];
 
@@ -24,7 +29,25 @@ const STATUS: Record<RejectCode, number> = {
   AUTH_EXPIRED: 401,
   ORIGIN_NOT_ALLOWED: 403,
   TOO_MANY_CONNECTIONS: 429,
+  TOO_MANY_ATTEMPTS: 429,
   DRAINING: 503,
+};
+
+/**
+ * Retry-After (seconds) of the refusals a retry with the same credential may
+ * pass; null: retrying the same request will not help (401, 403), so none is
+ * sent. TOO_MANY_ATTEMPTS computes its own from the blocked window.
+ */
+const RETRY_AFTER_SEC: Record<RejectCode, number | null> = {
+  AUTH_REQUIRED: null,
+  AUTH_INVALID: null,
+  AUTH_EXPIRED: null,
+  ORIGIN_NOT_ALLOWED: null,
+  // A slot frees when one of the client's connections closes.
+  TOO_MANY_CONNECTIONS: 5,
+  TOO_MANY_ATTEMPTS: null,
+  // Through a load balancer, the next attempt reaches another instance.
+  DRAINING: 1,
 };
 
 /** What the upgrade request carried (read synchronously in the uWS handler). */
@@ -45,8 +68,15 @@ export const SUBPROTOCOL = 'tickgate.v1';
 const BEARER_PROTOCOL = 'bearer.';
 
 export type Admission =
-  | { ok: true; principal: Principal; ip: string; protocol: string }
-  | { ok: false; status: number; code: RejectCode; msg: string };
+  | {
+      ok: true;
+      principal: Principal;
+      ip: string;
+      protocol: string;
+      /** The connection closed, with the reason of its close frame (a bye code when the server ended it). */
+      ended(closeReason: string): void;
+    }
+  | { ok: false; status: number; code: RejectCode; msg: string; /** Seconds for the Retry-After header; null: none. */ retryAfterSec: number | null };
 
 export class AccessControl {
   readonly rejected: Record<RejectCode, number> = {
@@ -55,19 +85,27 @@ export class AccessControl {
     AUTH_EXPIRED: 0,
     ORIGIN_NOT_ALLOWED: 0,
     TOO_MANY_CONNECTIONS: 0,
+    TOO_MANY_ATTEMPTS: 0,
     DRAINING: 0,
   };
   private readonly perIp = new Map<string, number>();
   private readonly perUser = new Map<string, number>();
   private readonly origins: Set<string>;
+  /** Failed attempts per client address, and per user (where the token was valid). */
+  readonly failedByIp: AttemptLimit;
+  readonly failedByUser: AttemptLimit;
   /** Refuse new upgrades (draining). */
   closed = false;
 
   constructor(
     private readonly config: Config,
     readonly authenticator: Authenticator,
+    private readonly clock: Clock = systemClock,
   ) {
     this.origins = new Set(config.origin.allowed.map((o) => o.toLowerCase().replace(/\/$/, '')));
+    const f = config.auth.failedAttempts;
+    this.failedByIp = new AttemptLimit(f.max, f.windowMs, f.maxTracked, clock);
+    this.failedByUser = new AttemptLimit(authenticator.mode === 'none' ? 0 : f.max, f.windowMs, f.maxTracked, clock);
   }
 
   /** The client address: the socket's, or the trusted proxy header's last entry. */
@@ -107,12 +145,20 @@ export class AccessControl {
     }
     const ip = this.clientIp(info);
     const l = this.config.limits;
+    // Before authentication: a blocked client costs no signature check.
+    const ipBlocked = this.failedByIp.blockedFor(ip);
+    if (ipBlocked > 0) return this.tooManyAttempts('address', ipBlocked);
     if (l.maxConnectionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= l.maxConnectionsPerIp) {
       return this.reject('TOO_MANY_CONNECTIONS', `at most ${l.maxConnectionsPerIp} connections per address`);
     }
     const auth = await this.authenticator.authenticate(this.token(info));
-    if (!auth.ok) return this.reject(auth.code, auth.msg);
+    if (!auth.ok) {
+      this.failedByIp.fail(ip);
+      return this.reject(auth.code, auth.msg);
+    }
     const user = auth.principal.user;
+    const userBlocked = this.failedByUser.blockedFor(user);
+    if (userBlocked > 0) return this.tooManyAttempts('user', userBlocked);
     const perUser = this.authenticator.mode !== 'none' && l.maxConnectionsPerUser > 0;
     // Re-checked after the await: other upgrades may have been admitted meanwhile.
     if (
@@ -124,7 +170,40 @@ export class AccessControl {
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     if (perUser) this.perUser.set(user, (this.perUser.get(user) ?? 0) + 1);
     const offered = info.protocols.split(',').map((p) => p.trim());
-    return { ok: true, principal: auth.principal, ip, protocol: offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '' };
+    const admittedAt = this.clock.now();
+    return {
+      ok: true,
+      principal: auth.principal,
+      ip,
+      protocol: offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '',
+      ended: (closeReason) => this.ended(ip, user, admittedAt, closeReason),
+    };
+  }
+
+  /**
+   * A connection that the server ended with bye AUTH_EXPIRED within the
+   * window after its admission is a failed attempt too: a client that keeps
+   * reconnecting with a token about to expire is limited like one whose token
+   * is refused outright.
+   */
+  private ended(ip: string, user: string, admittedAt: number, closeReason: string): void {
+    if (closeReason !== 'AUTH_EXPIRED') return;
+    if (this.clock.now() - admittedAt >= this.config.auth.failedAttempts.windowMs) return;
+    this.failedByIp.fail(ip);
+    this.failedByUser.fail(user);
+  }
+
+  private tooManyAttempts(by: 'address' | 'user', blockedMs: number): Admission {
+    const f = this.config.auth.failedAttempts;
+    const retryAfterSec = Math.ceil(blockedMs / 1000);
+    this.rejected.TOO_MANY_ATTEMPTS++;
+    return {
+      ok: false,
+      status: STATUS.TOO_MANY_ATTEMPTS,
+      code: 'TOO_MANY_ATTEMPTS',
+      msg: `${f.max} failed connection attempts per ${by} within ${f.windowMs} ms: retry after ${retryAfterSec} s, with a fresh token`,
+      retryAfterSec,
+    };
   }
 
   /** A connection admitted for (ip, user) has ended (or its upgrade was aborted). */
@@ -135,7 +214,7 @@ export class AccessControl {
 
   private reject(code: RejectCode, msg: string): Admission {
     this.rejected[code]++;
-    return { ok: false, status: STATUS[code], code, msg };
+    return { ok: false, status: STATUS[code], code, msg, retryAfterSec: RETRY_AFTER_SEC[code] };
   }
 }
 

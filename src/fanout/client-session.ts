@@ -13,9 +13,11 @@
  * SLOW_CONSUMER`.
  */
 import type { Principal } from '../access/authenticator.js';
+import { isExpired } from '../access/expiry.js';
 import { decodeRequest, encode, isRequestError } from '../protocol/codec.js';
 import { CLOSE_CODE, type ByeCode, type RequestError } from '../protocol/messages.js';
 import type { ClientSocket, SessionHandle } from '../transport/connection.js';
+import type { BudgetedSession, BufferBudget } from './buffer-budget.js';
 import type { ConflationReason, MessageType } from './counters.js';
 import type { ChannelState } from './channel.js';
 import { Outbox, SendStatus } from './outbox.js';
@@ -27,10 +29,13 @@ import { Subscription, type Subscriber } from './subscription.js';
 /** Connection lifecycle. */
 export type SessionStatus = { state: 'open' } | { state: 'closing'; code: ByeCode } | { state: 'closed' };
 
+/** A socket that can also be cut at once, discarding what it still buffers (uWS `close()`). */
+type AbortableSocket = ClientSocket & { abort?(): void };
+
 const VIOLATION_WINDOW_MS = 10_000;
 
 /** One connected client. */
-export class ClientSession implements Subscriber, RequestSession, SessionHandle {
+export class ClientSession implements Subscriber, RequestSession, SessionHandle, BudgetedSession {
   readonly outbox: Outbox;
   status: SessionStatus = { state: 'open' };
   /** Wall-clock ms of the last frame sent; drives heartbeats. */
@@ -55,6 +60,12 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle 
   private everSubscribed = false;
   private readonly tokens: TokenBucket;
   private readonly violations: ViolationWindow;
+  /** The process-wide buffer budget this session reports to (set by the registry). */
+  budget: BufferBudget | null = null;
+  /** Bytes last counted in the budget (the budget keeps it). */
+  budgeted = 0;
+  /** Closed for the budget: cut the connection rather than wait for the client to read its buffer. */
+  private abortOnClose = false;
 
   constructor(
     readonly sid: string,
@@ -100,7 +111,11 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle 
     this.lastSentAt = ctx.clock.now();
     ctx.deliveryLatency?.record((ctx.clock.preciseNow() - this.firstQueuedAt) / 1000);
     if (this.status.state === 'closing') {
-      socket.close(CLOSE_CODE[this.status.code], this.status.code);
+      // A graceful close keeps the socket's buffer until the client reads it or uWS times it
+      // out (about ws.idleTimeoutSec / 2): a budget close cuts a client that is still behind.
+      const abort = this.abortOnClose ? (socket as AbortableSocket).abort : undefined;
+      if (abort !== undefined && socket.bufferedAmount() > ctx.config.backpressure.lowWaterBytes) abort.call(socket);
+      else socket.close(CLOSE_CODE[this.status.code], this.status.code);
       return;
     }
     const bp = ctx.config.backpressure;
@@ -113,13 +128,23 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle 
       this.conflatingSince = this.lastSentAt;
       ctx.counters.conflatingNow++;
     }
+    // After the client's own limit, so a client past it is closed for that; a closing one reports 0.
+    this.budget?.report(this, buffered);
   }
 
   /** The socket drained some of its buffer (uWS `drain`). */
   onDrain(): void {
-    if (this.conflating && this.socket !== null && this.socket.bufferedAmount() < this.ctx.config.backpressure.lowWaterBytes) {
-      this.resume();
-    }
+    if (this.socket === null) return;
+    const buffered = this.socket.bufferedAmount();
+    this.budget?.report(this, buffered);
+    if (this.conflating && buffered < this.ctx.config.backpressure.lowWaterBytes) this.resume();
+  }
+
+  /** The process is over its buffer budget and this client buffers among the most. */
+  closeForBudget(total: number, budget: number): void {
+    const bp = this.ctx.config.backpressure;
+    this.bye('SLOW_CONSUMER', `the server buffers ${total} bytes for its clients, over its budget of ${budget}, and this client buffered among the most`, bp.retryMs);
+    this.abortOnClose = true;
   }
 
   /**
@@ -130,9 +155,10 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle 
   sweep(now: number): void {
     if (this.status.state !== 'open' || this.socket === null) return;
     const { config } = this.ctx;
-    const exp = this.principal.expiresAt;
-    if (exp !== null && now >= exp) {
-      this.bye('AUTH_EXPIRED', 'the credential expired; reconnect with a fresh token (or send op auth before expiry)', 0);
+    // The rule the upgrade and op auth apply (exp + clock skew), so an admitted token is not expired here.
+    // No retryMs: reconnecting with the same token cannot succeed.
+    if (isExpired(this.principal.validUntil, now)) {
+      this.bye('AUTH_EXPIRED', 'the credential expired; get a fresh token before reconnecting (or send op auth before expiry)');
       return;
     }
     const idleMs = config.limits.subscribeTimeoutMs;
@@ -143,6 +169,8 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle 
     const bp = config.backpressure;
     const buffered = this.socket.bufferedAmount();
     this.ctx.bufferedBytes.record(buffered);
+    this.budget?.report(this, buffered);
+    if (!this.isOpen) return;
     if (this.conflating) {
       if (buffered < bp.lowWaterBytes) {
         this.resume();
@@ -219,9 +247,11 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle 
 
   /**
    * Sends `bye` and closes once it is flushed. Subscriptions end at once so
-   * no more data is queued for this client.
+   * no more data is queued for this client. `retryMs` says reconnecting with
+   * the same credentials after about that wait may succeed; leave it out when
+   * it cannot (PROTOCOL.md, bye).
    */
-  bye(code: ByeCode, reason: string, retryMs: number): void {
+  bye(code: ByeCode, reason: string, retryMs?: number): void {
     if (this.status.state !== 'open') return;
     this.push('bye', encode({ t: 'bye', code, reason, retryMs }));
     this.status = { state: 'closing', code };
@@ -235,6 +265,7 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle 
     this.conflating = false;
     this.heldBack = [];
     this.status = { state: 'closed' };
+    this.budget?.release(this);
     this.socket = null;
     this.outbox.clear();
     this.dropSubscriptions();

@@ -14,6 +14,8 @@ interface SocketData {
   session: SessionHandle | null;
   principal: Principal;
   ip: string;
+  /** Tells admission how the connection ended. */
+  ended(closeReason: string): void;
 }
 
 /** A plain HTTP handler: returns status, content type and body. */
@@ -87,6 +89,16 @@ class UwsClientSocket implements ClientSocket {
   close(code: number, reason: string): void {
     this.ws.end(code, reason);
   }
+
+  /**
+   * Cuts the connection at once, discarding what it buffers (no close frame).
+   * `end()` keeps a stalled client's buffer until it reads it or uWS times
+   * the socket out (about idleTimeout / 2), so the buffer budget frees memory
+   * with this instead.
+   */
+  abort(): void {
+    this.ws.close();
+  }
 }
 
 /** The listening uWS app. */
@@ -143,13 +155,12 @@ export class UwsTransport {
           }
           res.cork(() => {
             if (!a.ok) {
-              res
-                .writeStatus(STATUS_TEXT[a.status] ?? String(a.status))
-                .writeHeader('Content-Type', 'application/json')
-                .end(JSON.stringify({ code: a.code, msg: a.msg }) + '\n');
+              res.writeStatus(STATUS_TEXT[a.status] ?? String(a.status));
+              if (a.retryAfterSec !== null) res.writeHeader('Retry-After', String(a.retryAfterSec));
+              res.writeHeader('Content-Type', 'application/json').end(JSON.stringify({ code: a.code, msg: a.msg }) + '\n');
               return;
             }
-            res.upgrade<SocketData>({ session: null, principal: a.principal, ip: a.ip }, key, a.protocol, extensions, context);
+            res.upgrade<SocketData>({ session: null, principal: a.principal, ip: a.ip, ended: a.ended }, key, a.protocol, extensions, context);
           });
         });
       },
@@ -164,12 +175,14 @@ export class UwsTransport {
       drain: (ws) => {
         ws.getUserData().session?.onDrain();
       },
-      close: (ws) => {
+      close: (ws, _code, message) => {
         this.sockets.delete(ws);
         const data = ws.getUserData();
         const s = data.session;
         data.session = null;
         opts.release(data.ip, data.principal.user);
+        // The reason of a close the server began is its bye code; `message` is valid only during this call.
+        data.ended(Buffer.from(message).toString());
         s?.onClose();
       },
     });
