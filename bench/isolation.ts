@@ -227,9 +227,12 @@ function pctOfCore(t0: number | null, t1: number | null, seconds: number): numbe
   return t0 === null || t1 === null || seconds <= 0 ? null : round1(((t1 - t0) / USER_HZ / seconds) * 100);
 }
 
-function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+const CLOSED = 'tickgate_connections_closed_total';
+
+function delta(after: Record<string, number>, before: Record<string, number>, skip?: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(after)) {
+    if (k === skip) continue;
     const d = v - (before[k] ?? 0);
     if (d !== 0) out[k] = d;
   }
@@ -333,7 +336,8 @@ async function runLoad(
     metrics: {
       conflatedBackpressure: get(after, 'tickgate_conflated_updates_total{reason="backpressure"}') - get(before, 'tickgate_conflated_updates_total{reason="backpressure"}'),
       conflatedThrottle: get(after, 'tickgate_conflated_updates_total{reason="throttle"}') - get(before, 'tickgate_conflated_updates_total{reason="throttle"}'),
-      disconnects: delta(byLabel(after, 'tickgate_disconnects_total', 'code'), byLabel(before, 'tickgate_disconnects_total', 'code')),
+      // Closes the gateway began (by bye code); closes by clients are left out.
+      disconnects: delta(byLabel(after, CLOSED, 'reason'), byLabel(before, CLOSED, 'reason'), 'remote'),
       updSent: get(after, 'tickgate_messages_sent_total{type="upd"}') - get(before, 'tickgate_messages_sent_total{type="upd"}'),
       sendDropped: get(after, 'tickgate_send_dropped_total') - get(before, 'tickgate_send_dropped_total'),
       maxClientsConflating: Math.max(0, ...samples.map((s) => s.conflating)),

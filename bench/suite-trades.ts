@@ -385,7 +385,7 @@ async function loadedStep(rig: Rig, rate: number, o: TradesOptions, perTrade: nu
     gapMessages: sum((w) => w.gapMessages),
     closedEarly: sum((w) => w.closedEarly),
     conflated: m('tickgate_conflated_updates_total{reason="backpressure"}'),
-    slowConsumers: m('tickgate_disconnects_total{code="SLOW_CONSUMER"}'),
+    slowConsumers: m('tickgate_connections_closed_total{reason="SLOW_CONSUMER"}'),
     busCpuPercent: c.busCpuPercent,
     publisherCpuPercent: c.publisherCpuPercent,
     clientCpuPercent: clientPct,

@@ -15,7 +15,7 @@ import type { FeedSource } from './feed/feed-source.js';
 import { NatsSource } from './feed/nats-source.js';
 import { Hub } from './fanout/hub.js';
 import type { Logger } from './log.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, type RuntimeScope } from './metrics.js';
 import { requireUws } from './transport/uws.js';
 import { dashboardDir, loadStaticFiles } from './transport/static-files.js';
 import { UwsTransport } from './transport/uws-transport.js';
@@ -32,17 +32,26 @@ export class Gateway {
   readonly metrics: Registry;
   readonly access: AccessControl;
   status: GatewayStatus = { state: 'starting' };
+  /** The uWebSockets.js version loaded (as `tickgate_build_info` reports it). */
+  readonly uwsVersion: string;
   private readonly transport: UwsTransport;
   private readonly health: FeedHealth;
 
+  /**
+   * `runtime` is `thread` for a gateway in a worker thread: the main thread
+   * then reports the process-wide metrics once (src/workers.ts).
+   */
   constructor(
     readonly config: Config,
     private readonly log: Logger,
+    runtime: RuntimeScope = 'process',
   ) {
     const { uws, native, version } = requireUws(config.uws.allowFallback);
+    this.uwsVersion = version.version;
     if (!native) log.warn({ uws: version }, 'uWebSockets.js runs its pure-JS fallback: expect a fraction of normal throughput');
     else log.info({ uws: version }, 'uWebSockets.js native binary loaded');
-    this.access = new AccessControl(config, Authenticator.create(config));
+    const clock = systemClock;
+    this.access = new AccessControl(config, Authenticator.create(config, clock), clock);
     if (config.auth.mode === 'none' && !isLoopback(config.host)) {
       log.warn({ host: config.host }, 'auth.mode is none on a non-loopback address: anyone who can reach this port gets all data (set auth.mode to jwt or apikey in production)');
     }
@@ -52,7 +61,6 @@ export class Gateway {
         if (!tls[k] || !existsSync(tls[k])) throw new ConfigError(`tls.${k}: expected a readable PEM file (both tls.certFile and tls.keyFile are needed for TLS), got ${JSON.stringify(tls[k])}`);
       }
     }
-    const clock = systemClock;
     this.hub = new Hub(config, log, clock);
     this.hub.authenticator = this.access.authenticator;
     this.source = config.nats.servers.length > 0 ? new NatsSource(config, log, this.hub.schema) : new EmbeddedSource(config, log, this.hub.schema);
@@ -77,7 +85,10 @@ export class Gateway {
         '/metrics': async () => ({ status: 200, type: this.metrics.contentType, body: await this.metrics.metrics() }),
       },
     });
-    this.metrics = createMetrics(this.hub, this.source, this.access, () => this.transport.connections, () => this.isReady());
+    this.metrics = createMetrics(this.hub, this.source, this.access, () => this.transport.connections, () => this.isReady(), {
+      scope: runtime,
+      uws: this.uwsVersion,
+    });
   }
 
   /** The port the gateway listens on. */

@@ -5,6 +5,7 @@
  */
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import type { Config } from './config.js';
+import type { BudgetShare } from './fanout/buffer-budget.js';
 import { Gateway } from './gateway.js';
 import { createLogger } from './log.js';
 
@@ -12,22 +13,25 @@ import { createLogger } from './log.js';
 export type ToWorker = { type: 'metrics'; id: number } | { type: 'ready'; id: number } | { type: 'stop'; delayMs: number };
 /** Worker -> supervisor. */
 export type FromWorker =
-  | { type: 'started' }
+  | { type: 'started'; uws: string }
   | { type: 'failed'; message: string }
   | { type: 'metrics'; id: number; metrics: unknown[] }
   | { type: 'ready'; id: number; ready: boolean; reasons: string[] }
   | { type: 'stopped' };
 
 const port = parentPort!;
-const config = (workerData as { config: Config }).config;
+const { config, budget } = workerData as { config: Config; budget: BudgetShare };
 const log = createLogger(config.log.level, config.log.pretty).child({ worker: threadId });
 const send = (m: FromWorker) => port.postMessage(m);
 
 let gateway: Gateway;
 try {
-  gateway = new Gateway(config, log);
+  // Process-wide metrics (CPU, memory, fds) are the supervisor's to report, once.
+  gateway = new Gateway(config, log, 'thread');
+  // The buffer budget is the process's: this worker counts in its slot and enforces against the sum.
+  gateway.hub.registry.budget.share(budget);
   await gateway.start();
-  send({ type: 'started' });
+  send({ type: 'started', uws: gateway.uwsVersion });
 } catch (err) {
   send({ type: 'failed', message: (err as Error).message });
   process.exit(1);

@@ -4,12 +4,20 @@
  * on the same port; the kernel spreads connections between them). This
  * thread serves /metrics (aggregated over the workers), /healthz and /readyz
  * on metrics.port, and drains the workers on shutdown.
+ *
+ * Metrics: this thread collects the process-wide ones (`process_*`, which
+ * any thread would read the same) once. Each worker's counters are summed;
+ * its gauges and runtime metrics (event-loop lag, heap, GC) keep a `worker`
+ * label ("0".."N-1", this thread's own runtime metrics "main"), since adding
+ * up per-thread state gives nonsense (see `forAggregation` in metrics.ts).
  */
 import { createServer, type Server } from 'node:http';
 import { Worker } from 'node:worker_threads';
-import { AggregatorRegistry } from 'prom-client';
+import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Config } from './config.js';
+import { budgetSlots, type BudgetShare } from './fanout/buffer-budget.js';
 import type { Logger } from './log.js';
+import { collectRuntimeMetrics, forAggregation, registerBuildInfo, type MetricJson } from './metrics.js';
 import type { FromWorker, ToWorker } from './worker.js';
 
 const REQUEST_TIMEOUT_MS = 5000;
@@ -20,11 +28,15 @@ export class WorkerPool {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve(m: FromWorker): void }>();
   private draining = false;
+  /** This thread's own metrics: process-wide, its runtime, build info. */
+  private readonly registry = new Registry();
 
   constructor(
     readonly config: Config,
     private readonly log: Logger,
-  ) {}
+  ) {
+    collectRuntimeMetrics(this.registry, 'process');
+  }
 
   /** Starts every worker and the admin server; rejects if any worker fails to start. */
   async start(): Promise<void> {
@@ -35,15 +47,22 @@ export class WorkerPool {
     const bootstrap = ts
       ? `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`
       : null;
-    const started = Array.from({ length: this.config.workers }, () => {
+    let uws = 'unknown';
+    // One buffer budget for the process: each worker's total in its own slot, every worker checks the sum.
+    const slots = budgetSlots(this.config.workers);
+    const started = Array.from({ length: this.config.workers }, (_, slot) => {
       // Workers serve their own routes on the shared port; this thread owns metrics.port.
       const config: Config = { ...this.config, metrics: { ...this.config.metrics, port: null } };
-      const w = bootstrap === null ? new Worker(url, { workerData: { config } }) : new Worker(bootstrap, { eval: true, workerData: { config } });
+      const budget: BudgetShare = { slots, slot };
+      const workerData = { config, budget };
+      const w = bootstrap === null ? new Worker(url, { workerData }) : new Worker(bootstrap, { eval: true, workerData });
       this.workers.push(w);
       return new Promise<void>((resolve, reject) => {
         w.on('message', (m: FromWorker) => {
-          if (m.type === 'started') resolve();
-          else if (m.type === 'failed') reject(new Error(m.message));
+          if (m.type === 'started') {
+            uws = m.uws;
+            resolve();
+          } else if (m.type === 'failed') reject(new Error(m.message));
           else if ('id' in m) {
             this.pending.get(m.id)?.resolve(m);
             this.pending.delete(m.id);
@@ -62,6 +81,7 @@ export class WorkerPool {
       await Promise.all(this.workers.map((w) => w.terminate()));
       throw err;
     }
+    registerBuildInfo(this.registry, uws);
     await this.listen();
     this.log.info({ workers: this.workers.length, port: this.config.port, metricsPort: this.config.metrics.port }, 'tickgate workers running');
   }
@@ -83,10 +103,14 @@ export class WorkerPool {
     });
   }
 
-  /** All workers' metrics, summed per series (gauges such as connections too; process metrics are the process's). */
+  /** Process metrics once, workers' counters summed, their gauges and runtime metrics by `worker`. */
   async metrics(): Promise<{ type: string; body: string }> {
     const all = await Promise.all(this.workers.map((w) => this.ask(w, { type: 'metrics' })));
-    const reg = AggregatorRegistry.aggregate(all.map((m) => (m.type === 'metrics' ? m.metrics : [])) as never);
+    const own = (await this.registry.getMetricsAsJSON()) as unknown as MetricJson[];
+    const reg = AggregatorRegistry.aggregate([
+      forAggregation(own, 'main'),
+      ...all.map((m, i) => forAggregation(m.type === 'metrics' ? (m.metrics as MetricJson[]) : [], String(i))),
+    ] as never);
     return { type: reg.contentType, body: await reg.metrics() };
   }
 

@@ -192,15 +192,15 @@ describe('slow-consumer policy', () => {
       await x.next((m) => m.t === 'ack', 'ack');
     }
     pause(c);
-    const before = await gw.metric('tickgate_disconnects_total', { code: 'SLOW_CONSUMER' });
+    const before = await gw.metric('tickgate_connections_closed_total', { reason: 'SLOW_CONSUMER' });
     let published = 0;
     const deadline = Date.now() + 20_000;
-    while ((await gw.metric('tickgate_disconnects_total', { code: 'SLOW_CONSUMER' })) === before && Date.now() < deadline) {
+    while ((await gw.metric('tickgate_connections_closed_total', { reason: 'SLOW_CONSUMER' })) === before && Date.now() < deadline) {
       await burst(symbols, published, 20_000);
       published += 20_000;
       await new Promise((r) => setTimeout(r, 50));
     }
-    expect(await gw.metric('tickgate_disconnects_total', { code: 'SLOW_CONSUMER' })).toBe(before + 1);
+    expect(await gw.metric('tickgate_connections_closed_total', { reason: 'SLOW_CONSUMER' })).toBe(before + 1);
     // When it finally reads, the last thing it finds is the bye, then the close.
     resume(c);
     const bye = await c.next((m) => m.t === 'bye', 'bye', 20_000);

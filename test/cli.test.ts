@@ -1,12 +1,13 @@
 /**
  * The gateway as a user runs it: the built entry point in its own process.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from './helpers/nats-server.js';
-import { ensureBuilt, spawnGateway, waitReady } from './helpers/process.js';
+import { ensureBuilt, ROOT, spawnGateway, waitReady } from './helpers/process.js';
 import { StateView, TestClient } from './helpers/ws-client.js';
 
 beforeAll(() => ensureBuilt(), 120_000);
@@ -91,6 +92,76 @@ describe('tickgate process', () => {
     } finally {
       allowed.proc.kill('SIGTERM');
       await allowed.exited;
+    }
+  });
+});
+
+/** Runs the built `tickgate healthcheck` with `args` and no TICKGATE_* variables; resolves with its exit code and output. */
+function healthcheck(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+  const proc = spawn(process.execPath, [`${ROOT}dist/src/cli.js`, 'healthcheck', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve) => proc.once('exit', (code) => resolve({ code, out, err })));
+}
+
+describe('tickgate healthcheck', () => {
+  it('finds the metrics port set in a config file, follows readiness through a drain, and fails once the gateway is gone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tickgate-hc-'));
+    const metricsPort = await freePort();
+    const file = join(dir, 'tickgate.json');
+    // Not the default port, not in the environment: only the file says where /readyz is.
+    writeFileSync(file, JSON.stringify({ port: await freePort(), metrics: { port: metricsPort }, drain: { delayMs: 4000, windowMs: 0, timeoutMs: 1000 } }));
+    const gw = spawnGateway({}, ['--config', file]);
+    try {
+      await waitReady(`http://127.0.0.1:${metricsPort}/readyz`, 10_000, gw);
+      const byFile = await healthcheck(['--config', file]);
+      expect(byFile.err).toBe('');
+      expect(byFile).toMatchObject({ code: 0, out: `tickgate healthcheck: http://127.0.0.1:${metricsPort}/readyz: 200\n` });
+      // As in the image: the config file named on the gateway's own command line.
+      const byPid = await healthcheck(['--pid', String(gw.proc.pid)]);
+      expect(byPid).toMatchObject({ code: 0, out: `tickgate healthcheck: http://127.0.0.1:${metricsPort}/readyz: 200\n` });
+      const byEnv = await healthcheck(['--path', '/healthz'], { TICKGATE_CONFIG: file });
+      expect(byEnv.code).toBe(0);
+
+      // Draining: not ready (503) during drain.delayMs, still alive.
+      gw.proc.kill('SIGTERM');
+      let draining = await healthcheck(['--config', file]);
+      for (let i = 0; i < 20 && draining.code === 0; i++) draining = await healthcheck(['--config', file]);
+      expect(draining).toMatchObject({ code: 1, err: `tickgate healthcheck: http://127.0.0.1:${metricsPort}/readyz: 503\n` });
+      expect((await healthcheck(['--config', file, '--path', '/healthz'])).code).toBe(0);
+      expect(await gw.exited).toBe(0);
+
+      const down = await healthcheck(['--config', file]);
+      expect(down.code).toBe(1);
+      expect(down.err).toContain(`http://127.0.0.1:${metricsPort}/readyz: connect ECONNREFUSED`);
+    } finally {
+      gw.proc.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails naming the key of an invalid config and the option of a bad argument', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tickgate-hc-'));
+    try {
+      const file = join(dir, 'bad.json');
+      writeFileSync(file, JSON.stringify({ metrics: { port: 70000 } }));
+      const bad = await healthcheck(['--config', file]);
+      expect(bad.code).toBe(1);
+      expect(bad.err).toContain('metrics.port');
+      const path = await healthcheck(['--path', '/metrics']);
+      expect(path.code).toBe(2);
+      expect(path.err).toContain('--path: expected /readyz or /healthz, got "/metrics"');
+      const timeout = await healthcheck(['--timeout', '0']);
+      expect(timeout.code).toBe(2);
+      expect(timeout.err).toContain('--timeout: expected an integer from 1 to 60000, got "0"');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -6,14 +6,18 @@
  * the Dockerfile builds a lean, non-root image that Node runs directly under
  * tini. Helm cannot run here, so the chart is checked by what its files say.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
 import { isMap, isScalar, parse as parseYaml, parseDocument, type YAMLMap } from 'yaml';
 import { loadConfig, printableConfig } from '../src/config.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
+import { freePort } from './helpers/nats-server.js';
+// A dependency of @asyncapi/parser today; it belongs in devDependencies.
+import { Ajv } from 'ajv';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (rel: string) => readFileSync(join(ROOT, rel), 'utf8');
@@ -67,7 +71,8 @@ function scrapedNames(text: string): { types: Map<string, string>; samples: Set<
   return { types, samples };
 }
 
-const METRIC_RE = /tickgate_[a-z0-9_]+/g;
+/** The gateway's own metrics, and prom-client's standard process and Node.js ones. */
+const METRIC_RE = /\b(?:tickgate|process|nodejs)_[a-z0-9_]+/g;
 const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'];
 
 const dashboards = readdirSync(join(ROOT, 'dashboards'))
@@ -107,7 +112,7 @@ describe('dashboards', () => {
 
   it.each(dashboards)('$file filters every metric by job and instance', ({ json }) => {
     for (const expr of stringsUnder(json['panels'] ?? [], 'expr')) {
-      for (const m of expr.matchAll(/(tickgate_[a-z0-9_]+)(\{[^}]*\})?/g)) {
+      for (const m of expr.matchAll(/\b((?:tickgate|process|nodejs)_[a-z0-9_]+)(\{[^}]*\})?/g)) {
         expect(m[2], `${m[1]} in ${expr}`).toMatch(/job=~"\$job"/);
         expect(m[2], `${m[1]} in ${expr}`).toMatch(/instance=~"\$instance"/);
       }
@@ -146,7 +151,10 @@ describe('dashboards', () => {
 
 const CHART = 'helm/tickgate';
 const chartFile = (rel: string) => read(`${CHART}/${rel}`);
-const chartTemplates = readdirSync(join(ROOT, CHART, 'templates')).sort();
+/** Template files, with those of subfolders (tests/test-connection.yaml). */
+const chartTemplates = (readdirSync(join(ROOT, CHART, 'templates'), { recursive: true }) as string[])
+  .filter((f) => /\.(yaml|tpl|txt)$/.test(f))
+  .sort();
 
 /** The body of `{{- define "name" -}}` in _helpers.tpl, up to the next define. */
 function helper(name: string): string {
@@ -170,6 +178,21 @@ function resolve(values: Json, path: string): Json | undefined {
     node = node[key];
   }
   return node;
+}
+
+/** The schema of a dotted values path in values.schema.json, or undefined when the schema does not name it. */
+function schemaAt(path: string): JsonObject | undefined {
+  let node: Json | undefined = JSON.parse(chartFile('values.schema.json')) as Json;
+  for (const key of path.split('.')) {
+    if (!isObject(node)) return undefined;
+    const props: Json | undefined = node['properties'];
+    if (isObject(props) && Object.hasOwn(props, key)) node = props[key];
+    else if (node['additionalProperties'] !== false && !isObject(props)) return node; // a free-form map
+    else if (isObject(node['additionalProperties'])) node = node['additionalProperties'];
+    else if (node['additionalProperties'] === true) return node;
+    else return undefined;
+  }
+  return isObject(node) ? node : undefined;
 }
 
 /**
@@ -219,6 +242,21 @@ function sensitiveConfigKeys(): string[] {
     });
 }
 
+/*
+ * The chart is checked by what its files say: Helm is not installed here, no
+ * npm package renders Go templates with Helm's functions offline, and a
+ * hand-written renderer for the subset the chart uses would test itself
+ * rather than Helm. Checked: values.yaml validates against values.schema.json
+ * (draft-07, with ajv, as Helm validates before rendering) and wrong values
+ * fail; every `.Values.a.b` a template names exists in values.yaml and in the
+ * schema; the config loads through the gateway's own loader; each optional
+ * resource is gated by its value; security contexts, probe timings, the
+ * ServiceAccount, the NetworkPolicy and the test hook are wired to their
+ * values by the template lines that render them; the test hook's script runs
+ * against a real gateway. Not checked: that the templates render (syntax,
+ * whitespace chomping, indentation of toYaml output), fields read relative
+ * to a `with`/`range` block, and what the Kubernetes API would accept.
+ */
 describe('helm chart', () => {
   const values = parseYaml(chartFile('values.yaml')) as JsonObject & { config: JsonObject };
   const deployment = chartFile('templates/deployment.yaml');
@@ -313,9 +351,6 @@ describe('helm chart', () => {
     // The ConfigMap holds `config` as JSON plus file paths (tickgate.configJson starts from a copy of it).
     expect(configmap).toMatch(/tickgate\.json:\s*\{\{\s*include "tickgate\.configJson" \. \| quote\s*\}\}/);
     expect(helper('tickgate.configJson')).toMatch(/\$config := deepCopy \.Values\.config -\}\}[\s\S]*toJson \$config -\}\}/);
-    expect(deployment).toMatch(/runAsNonRoot:\s*true/);
-    expect(deployment).toMatch(/readOnlyRootFilesystem:\s*true/);
-    expect(deployment).toMatch(/allowPrivilegeEscalation:\s*false/);
     expect(deployment).toMatch(/checksum\/config:\s*\{\{\s*include \(print \$\.Template\.BasePath "\/configmap\.yaml"\) \. \| sha256sum\s*\}\}/);
   });
 
@@ -404,14 +439,256 @@ describe('helm chart', () => {
     expect(chartFile('templates/grafana-dashboard.yaml')).toMatch(/\.Files\.Get "files\/tickgate-dashboard\.json"/);
   });
 
-  it('references only values that values.yaml defines', () => {
+  it('references only values that values.yaml defines and values.schema.json types', () => {
+    // `.Values.a.b` paths only: fields read relative to a `with`/`range` block (`.host` in a range of ingress.hosts) are not checked here.
     const missing: string[] = [];
     for (const file of chartTemplates) {
       for (const path of valuesPaths(chartFile(`templates/${file}`))) {
         if (resolve(values, path) === undefined) missing.push(`${file}: .Values.${path}`);
+        if (schemaAt(path) === undefined) missing.push(`${file}: .Values.${path} not in values.schema.json`);
       }
     }
     expect(missing).toEqual([]);
+  });
+
+  describe('values.schema.json', () => {
+    const schema = JSON.parse(chartFile('values.schema.json')) as JsonObject;
+    // Helm validates values against the chart's schema (draft-07) before rendering; ajv applies the same rules here.
+    const validate = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(schema);
+    const withValue = (path: string, v: Json | undefined): JsonObject => {
+      const copy = structuredClone(values) as JsonObject;
+      const keys = path.split('.');
+      let node = copy;
+      for (const k of keys.slice(0, -1)) node = node[k] as JsonObject;
+      if (v === undefined) delete node[keys.at(-1)!];
+      else node[keys.at(-1)!] = v;
+      return copy;
+    };
+
+    it('is JSON Schema draft-07 and accepts values.yaml', () => {
+      expect(schema['$schema']).toBe('http://json-schema.org/draft-07/schema#');
+      expect(validate(values), JSON.stringify(validate.errors)).toBe(true);
+    });
+
+    it('types every value of values.yaml, and refuses keys it does not know', () => {
+      const untyped: string[] = [];
+      const walk = (node: Json, prefix: string) => {
+        if (!isObject(node)) return;
+        for (const [k, v] of Object.entries(node)) {
+          const path = prefix + k;
+          const at = schemaAt(path);
+          if (at === undefined) untyped.push(path);
+          // Below a free-form map (annotations, resources, selectors), Kubernetes' own types apply.
+          else if (isObject(at['properties'] as Json)) walk(v, `${path}.`);
+        }
+      };
+      walk(values, '');
+      expect(untyped).toEqual([]);
+      expect(schema['additionalProperties']).toBe(false);
+      expect(validate(withValue('serviceAcount', { create: true })), 'a misspelt top-level key').toBe(false);
+      expect(validate(withValue('probes.readiness.periodSecond', 5)), 'a misspelt probe key').toBe(false);
+    });
+
+    it.each([
+      ['replicaCount', 'two', '/replicaCount', 'type'],
+      ['image.pullPolicy', 'Sometimes', '/image/pullPolicy', 'enum'],
+      ['service.type', 'ExternalName', '/service/type', 'enum'],
+      ['podAntiAffinity', 'sometimes', '/podAntiAffinity', 'enum'],
+      ['serviceAccount.create', 'yes', '/serviceAccount/create', 'type'],
+      ['probes.liveness.periodSeconds', 0, '/probes/liveness/periodSeconds', 'minimum'],
+      ['podSecurityContext.runAsUser', -1, '/podSecurityContext/runAsUser', 'minimum'],
+      ['networkPolicy.nats.ports', [], '/networkPolicy/nats/ports', 'minItems'],
+      ['config.port', 70000, '/config/port', 'maximum'],
+      ['config.drain.delayMs', '5s', '/config/drain/delayMs', 'type'],
+      ['auth.publicKeys.format', 'der', '/auth/publicKeys/format', 'enum'],
+      ['serviceMonitor.interval', 'often', '/serviceMonitor/interval', 'pattern'],
+    ] as const)('refuses %s: %j', (path, value, instancePath, keyword) => {
+      expect(validate(withValue(path, value as Json))).toBe(false);
+      expect(validate.errors).toEqual(expect.arrayContaining([expect.objectContaining({ instancePath, keyword })]));
+    });
+
+    it('accepts what Helm adds when the chart is a dependency of another: global values and an enabled condition', () => {
+      expect(validate({ ...values, global: { imageRegistry: 'registry.example.com' }, enabled: true }), JSON.stringify(validate.errors)).toBe(true);
+    });
+
+    it('lets a platform assign the uid and gid (OpenShift): runAsUser and runAsGroup may be null or absent', () => {
+      expect(validate(withValue('podSecurityContext.runAsUser', null)), JSON.stringify(validate.errors)).toBe(true);
+      expect(validate(withValue('podSecurityContext.runAsGroup', undefined)), JSON.stringify(validate.errors)).toBe(true);
+    });
+  });
+
+  describe('pod and container security', () => {
+    it('defaults to non-root, read-only, no capabilities, no privilege escalation, RuntimeDefault seccomp', () => {
+      expect(resolve(values, 'podSecurityContext')).toEqual({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(resolve(values, 'securityContext')).toEqual({
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      });
+    });
+
+    it('the default uid is the image\'s USER, so removing it changes nothing for runAsNonRoot', () => {
+      const user = dockerStages(read('Dockerfile')).at(-1)!.instructions.filter((i) => i.op === 'USER').at(-1)!.args;
+      expect(user).toBe(`${String(resolve(values, 'podSecurityContext.runAsUser'))}:${String(resolve(values, 'podSecurityContext.runAsGroup'))}`);
+    });
+
+    it.each([
+      ['templates/deployment.yaml', 'podSecurityContext', 6],
+      ['templates/deployment.yaml', 'securityContext', 10],
+      ['templates/tests/test-connection.yaml', 'podSecurityContext', 2],
+      ['templates/tests/test-connection.yaml', 'securityContext', 6],
+    ] as const)('%s renders %s from values', (file, key, indent) => {
+      const pad = ' '.repeat(indent);
+      expect(chartFile(file)).toContain(`${pad}{{- with .Values.${key} }}\n${pad}`);
+      expect(chartFile(file)).toMatch(new RegExp(`\\{\\{- with \\.Values\\.${key} \\}\\}\\n(?:\\s*#.*\\n)?${pad}securityContext:\\n${pad}  \\{\\{- toYaml \\. \\| nindent ${indent + 2} \\}\\}\\n${pad}\\{\\{- end \\}\\}`));
+    });
+
+    it('hard-codes no uid, gid or privilege in a template', () => {
+      for (const file of chartTemplates) {
+        const text = chartFile(`templates/${file}`);
+        expect(text, file).not.toMatch(/runAsUser:|runAsGroup:|runAsNonRoot:|allowPrivilegeEscalation:|readOnlyRootFilesystem:/);
+      }
+    });
+  });
+
+  describe('service account', () => {
+    const sa = chartFile('templates/serviceaccount.yaml');
+
+    it('is created by default, without an API token, and named by serviceAccount.name', () => {
+      expect(resolve(values, 'serviceAccount')).toEqual({ create: true, name: '', annotations: {}, automountServiceAccountToken: false });
+      const lines = sa.trimEnd().split('\n');
+      expect(lines[0]).toBe('{{- if .Values.serviceAccount.create }}');
+      expect(lines.at(-1)).toBe('{{- end }}');
+      expect(sa).toContain('kind: ServiceAccount');
+      expect(sa).toMatch(/name: \{\{ include "tickgate\.serviceAccountName" \. \}\}/);
+      expect(sa).toMatch(/\{\{- with \.Values\.serviceAccount\.annotations \}\}\n\s*annotations:/);
+      expect(sa).toMatch(/^automountServiceAccountToken: \{\{ \.Values\.serviceAccount\.automountServiceAccountToken \}\}$/m);
+      expect(deployment).toMatch(/^ {6}serviceAccountName: \{\{ include "tickgate\.serviceAccountName" \. \}\}$/m);
+      expect(deployment).toMatch(/^ {6}automountServiceAccountToken: \{\{ \.Values\.serviceAccount\.automountServiceAccountToken \}\}$/m);
+      // The test pod never needs a token either.
+      expect(chartFile('templates/tests/test-connection.yaml')).toMatch(/^ {2}automountServiceAccountToken: false$/m);
+    });
+
+    it('falls back to the full name when created, the namespace default when not', () => {
+      const name = helper('tickgate.serviceAccountName');
+      expect(name).toMatch(/if \.Values\.serviceAccount\.create -\}\}\n\{\{- default \(include "tickgate\.fullname" \.\) \.Values\.serviceAccount\.name -\}\}\n\{\{- else -\}\}\n\{\{- default "default" \.Values\.serviceAccount\.name -\}\}/);
+    });
+  });
+
+  describe('probe timings', () => {
+    it.each([
+      ['startupProbe', 'startup'],
+      ['readinessProbe', 'readiness'],
+      ['livenessProbe', 'liveness'],
+    ] as const)('%s takes probes.%s', (probe, key) => {
+      const block = new RegExp(`${probe}:\\n((?: {12}.*\\n)+)`).exec(deployment)?.[1];
+      expect(block, probe).toBeDefined();
+      expect(block).toContain(`{{- toYaml .Values.probes.${key} | nindent 12 }}`);
+      // No timing left in the template itself.
+      expect(block).not.toMatch(/(periodSeconds|timeoutSeconds|failureThreshold|successThreshold|initialDelaySeconds):/);
+      const timings = resolve(values, `probes.${key}`) as JsonObject;
+      expect(Object.keys(timings).length).toBeGreaterThan(0);
+      for (const v of Object.values(timings)) expect(v).toBeGreaterThanOrEqual(1);
+    });
+
+    it('gives a starting pod the time the gateway may take to connect to NATS and warm up', () => {
+      const startup = resolve(values, 'probes.startup') as { periodSeconds: number; failureThreshold: number };
+      const nats = loadConfig({ env: {}, overrides: values.config }).nats;
+      expect(startup.periodSeconds * startup.failureThreshold * 1000).toBeGreaterThanOrEqual(nats.connectTimeoutMs + nats.warmTimeoutMs);
+      // Readiness reacts faster than liveness restarts.
+      const ready = resolve(values, 'probes.readiness') as { periodSeconds: number; failureThreshold: number };
+      const live = resolve(values, 'probes.liveness') as { periodSeconds: number; failureThreshold: number };
+      expect(ready.periodSeconds * ready.failureThreshold).toBeLessThan(live.periodSeconds * live.failureThreshold);
+    });
+  });
+
+  describe('helm test hook', () => {
+    const hook = chartFile('templates/tests/test-connection.yaml');
+    const script = /- \|\n((?: {10}.*\n|\n)+)/.exec(hook)?.[1]?.replace(/^ {10}/gm, '');
+    let gw: TestGateway;
+
+    beforeAll(async () => {
+      gw = await startGateway();
+    });
+    afterAll(async () => {
+      await gw?.stop();
+    });
+
+    it('is a test-hook pod on the gateway image, outside the Services\' selector', () => {
+      expect(hook).toMatch(/^kind: Pod$/m);
+      expect(hook).toMatch(/^ {4}helm\.sh\/hook: test$/m);
+      expect(hook).toMatch(/^ {2}restartPolicy: Never$/m);
+      const image = (t: string) => /image: (".*")/.exec(t)?.[1];
+      expect(image(hook)).toBe(image(deployment));
+      expect(hook).toMatch(/- node\n\s*- -e\n\s*- \|/);
+      // The Services select tickgate.selectorLabels: a test pod carrying them would get client traffic.
+      expect(hook).not.toContain('tickgate.selectorLabels');
+      expect(hook).not.toContain('include "tickgate.labels"');
+      expect(hook).toContain('{{- include "tickgate.testSelectorLabels" . | nindent 4 }}');
+      expect(helper('tickgate.testSelectorLabels')).toContain('app.kubernetes.io/component: test');
+      expect(hook).toMatch(/value: "\{\{ include "tickgate\.metricsScheme" \. \| lower \}\}:\/\/\{\{ include "tickgate\.fullname" \. \}\}-metrics:\{\{ include "tickgate\.metricsPort" \. \}\}"/);
+    });
+
+    /** Runs the pod's script with Node, as the pod does; asynchronously, since the gateway it asks runs in this process. */
+    const runScript = (url: string) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((done) => {
+        const p = spawn(process.execPath, ['-e', script!], { env: { PATH: process.env['PATH'] ?? '', TICKGATE_TEST_URL: url }, timeout: 20_000 });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        p.once('close', (status) => done({ status, stdout, stderr }));
+      });
+
+    it('passes against a ready gateway: /readyz and /metrics', async () => {
+      expect(script).toBeDefined();
+      const r = await runScript(gw.http);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe('/readyz 200\n/metrics 200\n');
+    });
+
+    it('fails when nothing answers', async () => {
+      const r = await runScript(`http://127.0.0.1:${await freePort()}`);
+      expect(r.status).toBe(1);
+      expect(r.stderr).not.toBe('');
+    });
+  });
+
+  describe('NetworkPolicy', () => {
+    const np = chartFile('templates/networkpolicy.yaml');
+    const lines = np.trimEnd().split('\n');
+
+    it('is off by default and gated by networkPolicy.enabled', () => {
+      expect(resolve(values, 'networkPolicy.enabled')).toBe(false);
+      expect(lines.find((l) => !l.startsWith('#'))).toBe('{{- if .Values.networkPolicy.enabled }}');
+      expect(lines.at(-1)).toBe('{{- end }}');
+      expect(lines).toContain('apiVersion: networking.k8s.io/v1');
+      expect(lines).toContain('kind: NetworkPolicy');
+      expect(np).toMatch(/podSelector:\n\s*matchLabels:\n\s*\{\{- include "tickgate\.selectorLabels" \. \| nindent 6 \}\}/);
+      expect(np).toMatch(/policyTypes:\n\s*- Ingress\n\s*- Egress/);
+    });
+
+    it('lets clients reach the WebSocket port, monitoring and the test pod the metrics port', () => {
+      expect(np).toMatch(/- ports:\n\s*- port: ws\n\s*protocol: TCP\n\s*\{\{- with \.Values\.networkPolicy\.clients \}\}\n\s*from:/);
+      expect(np).toMatch(/\{\{- if eq \(include "tickgate\.metricsPortName" \.\) "metrics" \}\}\n\s*- ports:\n\s*- port: metrics/);
+      expect(np).toMatch(/- namespaceSelector:\n\s*\{\{- toYaml \.Values\.networkPolicy\.metrics\.namespaceSelector \| nindent 12 \}\}\n\s*podSelector:\n\s*\{\{- toYaml \.Values\.networkPolicy\.metrics\.podSelector/);
+      expect(np).toContain('{{- include "tickgate.testSelectorLabels" . | nindent 14 }}');
+      expect(resolve(values, 'networkPolicy.metrics.namespaceSelector')).toEqual({ matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } });
+      // The ports are the container's named ports.
+      expect(deployment).toMatch(/- name: ws\n/);
+      expect(deployment).toMatch(/- name: metrics\n/);
+    });
+
+    it('lets the gateway reach NATS on its ports and DNS, nothing else unless added', () => {
+      expect(np).toMatch(/egress:\n\s*- ports:\n\s*\{\{- range \.Values\.networkPolicy\.nats\.ports \}\}\n\s*- port: \{\{ \. \}\}\n\s*protocol: TCP/);
+      expect(np).toMatch(/\{\{- with \.Values\.networkPolicy\.nats\.to \}\}\n\s*to:/);
+      expect(np).toMatch(/\{\{- if \.Values\.networkPolicy\.dns\.enabled \}\}\n\s*- ports:\n\s*- port: 53\n\s*protocol: UDP\n\s*- port: 53\n\s*protocol: TCP/);
+      expect(resolve(values, 'networkPolicy.nats.ports')).toEqual([4222]);
+      expect(resolve(values, 'networkPolicy.dns.enabled')).toBe(true);
+      expect(resolve(values, 'networkPolicy.extraEgress')).toEqual([]);
+    });
   });
 
   it('documents every value in values.yaml', () => {
@@ -516,6 +793,101 @@ describe('Dockerfile', () => {
         }
       }
     }
+  });
+
+  it('checks health with `tickgate healthcheck`, which reads the gateway\'s own config', () => {
+    // test/cli.test.ts runs the same command against a gateway whose metrics port only its config file names.
+    const hc = last('HEALTHCHECK');
+    expect(hc).toBeDefined();
+    const m = /^(.*?)\bCMD\s+(\[.*\])$/.exec(hc!);
+    expect(m, `HEALTHCHECK ${hc}`).not.toBeNull();
+    expect(m![1]).toMatch(/--timeout=(\d+)s/);
+    const cmd = JSON.parse(m![2]!) as string[];
+    expect(cmd.slice(0, 3)).toEqual(['node', 'dist/src/cli.js', 'healthcheck']);
+    // PID 1 is tini, started with the gateway's command line: its --config is the gateway's.
+    expect(cmd.slice(3, 5)).toEqual(['--pid', '1']);
+    // The probe's own timeout fits inside Docker's.
+    const probeMs = Number(cmd[cmd.indexOf('--timeout') + 1]);
+    expect(probeMs).toBeLessThan(Number(/--timeout=(\d+)s/.exec(m![1]!)![1]) * 1000);
+    expect(readFileSync(join(ROOT, 'src/cli.ts'), 'utf8')).toMatch(/case 'healthcheck':/);
+    expect(final.instructions.some((i) => i.op === 'COPY' && /\/app\/dist\/src \.\/dist\/src$/.test(i.args))).toBe(true);
+  });
+
+  it('carries OCI labels, version, revision and source from build args', () => {
+    const labels = new Map<string, string>();
+    for (const i of final.instructions.filter((x) => x.op === 'LABEL')) {
+      for (const l of i.args.matchAll(/([\w.-]+)="([^"]*)"/g)) labels.set(l[1]!, l[2]!);
+    }
+    const oci = (k: string) => labels.get(`org.opencontainers.image.${k}`);
+    expect(oci('title')).toBe('tickgate');
+    expect(oci('description')).toBe(JSON.parse(read('package.json')).description);
+    expect(oci('licenses')).toBe(JSON.parse(read('package.json')).license);
+    const args = final.instructions.filter((x) => x.op === 'ARG').map((x) => x.args.split('=')[0]);
+    for (const [key, arg] of [['version', 'VERSION'], ['revision', 'REVISION'], ['source', 'SOURCE']] as const) {
+      expect(oci(key), key).toBe(`\${${arg}}`);
+      expect(args, `ARG ${arg} in the final stage`).toContain(arg);
+    }
+  });
+
+  describe('uWebSockets.js binaries', () => {
+    const build = stages.find((s) => s.instructions.some((i) => i.op === 'RUN' && /npm prune --omit=dev/.test(i.args)))!;
+    const prune = build?.instructions.find((i) => i.op === 'RUN' && /uws_linux_/.test(i.args))?.args;
+    const pkg = join(ROOT, 'node_modules/uWebSockets.js');
+    let dir: string;
+
+    /** A copy of the installed package under `dir` whose .node files are symlinks (113 MB not copied); the prune then runs on it as in the build stage. */
+    function runPrune(targetArch: string) {
+      dir = mkdtempSync(join(tmpdir(), 'tickgate-uws-'));
+      const copy = (from: string, to: string) => {
+        mkdirSync(to, { recursive: true });
+        for (const e of readdirSync(from, { withFileTypes: true })) {
+          if (e.isDirectory()) copy(join(from, e.name), join(to, e.name));
+          else if (e.name.endsWith('.node')) symlinkSync(join(from, e.name), join(to, e.name));
+          else copyFileSync(join(from, e.name), join(to, e.name));
+        }
+      };
+      copy(pkg, join(dir, 'node_modules/uWebSockets.js'));
+      return spawnSync('sh', ['-c', prune!], { cwd: dir, env: { PATH: process.env['PATH'] ?? '', TARGETARCH: targetArch }, encoding: 'utf8' });
+    }
+    const left = (sub: string) => readdirSync(join(dir, 'node_modules/uWebSockets.js', sub)).filter((f) => f.endsWith('.node')).sort();
+
+    afterEach(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('are pruned in the build stage, by TARGETARCH, before the final stage copies node_modules', () => {
+      expect(build?.instructions.some((i) => i.op === 'ARG' && i.args === 'TARGETARCH')).toBe(true);
+      expect(prune, 'a RUN in the build stage that prunes the uWebSockets.js binaries').toBeDefined();
+      expect(prune).toMatch(/node -p process\.versions\.modules/);
+      // Before: every platform and ABI the package ships.
+      expect(readdirSync(join(pkg, 'binaries')).length).toBeGreaterThan(10);
+    });
+
+    it.runIf(process.platform === 'linux' && process.arch === 'x64')('keep only linux-x64 for this Node ABI, which still loads natively', () => {
+      const r = runPrune('amd64');
+      expect(r.status, r.stderr).toBe(0);
+      expect(left('binaries')).toEqual([`uws_linux_x64_${process.versions.modules}.node`]);
+      expect(left('dist')).toEqual([]);
+      const load = spawnSync(
+        process.execPath,
+        ['-e', "const u = require('uWebSockets.js'); const bin = Object.keys(require.cache).filter((k) => k.endsWith('.node')); console.log(JSON.stringify({ app: typeof u.App, bin }))"],
+        { cwd: dir, env: { PATH: process.env['PATH'] ?? '' }, encoding: 'utf8' },
+      );
+      expect(load.stderr, 'no fallback warning').toBe('');
+      const out = JSON.parse(load.stdout) as { app: string; bin: string[] };
+      expect(out.app).toBe('function');
+      expect(out.bin.map((b) => b.split('/').at(-1))).toEqual([`uws_linux_x64_${process.versions.modules}.node`]);
+    });
+
+    it('keep linux-arm64 for an arm64 build and refuse other architectures', () => {
+      const arm = runPrune('arm64');
+      expect(arm.status, arm.stderr).toBe(0);
+      expect(left('binaries')).toEqual([`uws_linux_arm64_${process.versions.modules}.node`]);
+      rmSync(dir, { recursive: true, force: true });
+      const other = runPrune('riscv64');
+      expect(other.status).not.toBe(0);
+      expect(other.stderr).toContain('unsupported TARGETARCH riscv64');
+    });
   });
 
   it('has a .dockerignore that keeps node_modules and .git out of the context', () => {

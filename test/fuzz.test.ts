@@ -37,7 +37,7 @@ function invalid(m: unknown): string | null {
     case 'ack':
       return Array.isArray(o['ok']) && Array.isArray(o['err']) && (o['err'] as unknown[]).every((e) => ERR_CODES.has((e as { code: string }).code)) ? null : 'bad ack';
     case 'bye':
-      return typeof o['code'] === 'string' && BYE_CODES.has(o['code']) && typeof o['retryMs'] === 'number' ? null : 'bad bye';
+      return typeof o['code'] === 'string' && BYE_CODES.has(o['code']) && (typeof o['retryMs'] === 'number' || (o['retryMs'] === undefined && o['code'] === 'AUTH_EXPIRED')) ? null : 'bad bye';
     case 'snap':
     case 'upd':
       return typeof o['s'] === 'string' && Number.isInteger(o['q']) && typeof o['d'] === 'object' ? null : 'bad data message';

@@ -288,7 +288,7 @@ describe('gateway on a real nats-server', () => {
     await publish([['md.sim.CALM', { s: 'CALM', bid: 1 }, 'msgpack']]);
     await bystander.next((m) => m.t === 'snap' && m['s'] === 'CALM', 'bystander snap');
     expect(bystander.closed).toBeNull();
-    expect(await gw.metric('tickgate_disconnects_total', { code: 'LIMIT_EXCEEDED' })).toBe(1);
+    expect(await gw.metric('tickgate_connections_closed_total', { reason: 'LIMIT_EXCEEDED' })).toBe(1);
   });
 
   it('lists known symbols sorted, by prefix, bounded', async () => {

@@ -224,7 +224,7 @@ describe('JWT tokens', () => {
     expect(tokens.length).toBeGreaterThanOrEqual(4);
     const firstGoodExp = (tokens[1]!['exp'] as number) * 1000;
     expect(py.of('Quote').some((e) => e.t > firstGoodExp + 1000)).toBe(true);
-    expect(await gw.metric('tickgate_disconnects_total', { code: 'AUTH_EXPIRED' })).toBe(0);
+    expect(await gw.metric('tickgate_connections_closed_total', { reason: 'AUTH_EXPIRED' })).toBe(0);
     expect(py.of('error')).toEqual([]);
   });
 

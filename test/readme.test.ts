@@ -28,13 +28,19 @@ it('documents every configuration key', () => {
   expect(missing).toEqual([]);
 });
 
-it('documents every metric the gateway exports (process metrics as a family)', async () => {
+it('documents every metric the gateway exports (standard process and Node.js metrics as families)', async () => {
   const text = await (await fetch(`${gw.http}/metrics`)).text();
-  const names = [...text.matchAll(/^# TYPE (tickgate_\w+) /gm)].map((m) => m[1]!).filter((n) => !n.startsWith('tickgate_process_'));
+  const exported = [...text.matchAll(/^# TYPE (\w+) /gm)].map((m) => m[1]!);
+  const names = exported.filter((n) => n.startsWith('tickgate_'));
   expect(names.length).toBeGreaterThan(10);
   expect(names.filter((n) => !readme.includes('`' + n + '`'))).toEqual([]);
-  expect(readme).toContain('`tickgate_process_*`');
+  // prom-client's default metrics keep their standard names, documented as two families.
+  for (const family of ['process_', 'nodejs_']) {
+    expect(exported.filter((n) => n.startsWith(family)).length, family).toBeGreaterThan(3);
+    expect(readme).toContain('`' + family + '*`');
+  }
+  expect(exported.filter((n) => !/^(tickgate|process|nodejs)_/.test(n))).toEqual([]);
   // And nothing documented that does not exist.
-  const documented = [...readme.matchAll(/`(tickgate_[a-z0-9_]+)`/g)].map((m) => m[1]!).filter((n) => !n.startsWith('tickgate_process_'));
-  expect(documented.filter((n) => !names.includes(n))).toEqual([]);
+  const documented = [...readme.matchAll(/`((?:tickgate|process|nodejs)_[a-z0-9_]+)`/g)].map((m) => m[1]!);
+  expect(documented.filter((n) => !exported.includes(n))).toEqual([]);
 });

@@ -39,7 +39,9 @@ export function runPanelQueries(scrape: string, metrics: readonly string[], pane
     if (!m || !metrics.includes(m[1]!)) continue;
     const labels = ['job="tickgate"', 'instance="gw:9000"', ...(m[2] ? [m[2]] : [])].join(', ');
     const v = m[3]!;
-    series.push({ series: `${m[1]}{${labels}}`, values: types.get(m[1]!) === 'counter' ? `0 ${v} ${v}` : `${v} ${v} ${v}` });
+    // A histogram's _bucket, _sum and _count samples count up like counters.
+    const type = types.get(m[1]!) ?? types.get(m[1]!.replace(/_(bucket|sum|count)$/, ''));
+    series.push({ series: `${m[1]}{${labels}}`, values: type === 'counter' || type === 'histogram' ? `0 ${v} ${v}` : `${v} ${v} ${v}` });
   }
   const tests = panels.flatMap((p) =>
     (p.targets ?? []).map((t) => ({

@@ -93,7 +93,8 @@ export interface Bye {
   t: 'bye';
   code: string;
   reason: string;
-  retryMs: number;
+  /** Absent when reconnecting with the same credentials cannot succeed (AUTH_EXPIRED). */
+  retryMs?: number;
 }
 
 /** Every server message this suite understands; others are skipped, as the protocol asks. */

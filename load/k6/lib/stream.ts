@@ -116,7 +116,8 @@ function readFrame(data: ArrayBuffer): ServerMessage[] | null {
   for (const m of frame.messages) {
     if (m.t !== 'bye') continue;
     byes.add(1, { code: m.code });
-    holdOff(m.retryMs);
+    // Without retryMs the same token would fail again: a VU still waits a second rather than loop.
+    holdOff(m.retryMs ?? 1000);
   }
   return frame.messages;
 }
