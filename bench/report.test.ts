@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { summarizeProfile } from './cpu-profile.js';
 import {
+  adaptiveTargets,
   catchupSummary,
   evaluateTargets,
   mdTable,
@@ -11,6 +12,7 @@ import {
   type BookStep,
   type BooksResult,
   type FanoutStep,
+  type Flush,
   type SuiteResult,
   type System,
   type TradeCatchupRun,
@@ -20,11 +22,11 @@ import {
 
 const lat = (p99: number) => ({ count: 1000, p50: p99 / 4, p90: p99 / 2, p99, p999: p99 * 1.5, max: p99 * 2 });
 
-function step(system: System, rate: number, deliveredPerSec: number, usPerUpdate: number, p99: number, flushIntervalMs = 0): FanoutStep {
+function step(system: System, rate: number, deliveredPerSec: number, usPerUpdate: number, p99: number, flush: Flush = 'adaptive'): FanoutStep {
   return {
     round: 0,
     system,
-    flushIntervalMs: system === 'tickgate' ? flushIntervalMs : null,
+    flush: system === 'tickgate' ? flush : null,
     rate,
     publishedPerSec: rate,
     publisherLagP99Ms: 1,
@@ -110,8 +112,8 @@ describe('report helpers', () => {
   it('pairs each baseline step with tickgate at the same rate', () => {
     const rs = stepRatios([step('tickgate', 1000, 100_000, 1, 2), step('nats-ws', 1000, 100_000, 6, 4), step('ws-json', 1000, 90_000, 20, 8), step('tickgate', 2000, 200_000, 1, 3)]);
     expect(rs).toEqual([
-      { rate: 1000, flushIntervalMs: 0, baseline: 'nats-ws', cpuPerUpdate: 6, p99: 0.5, tickgateDelivered: 100_000, baselineDelivered: 100_000 },
-      { rate: 1000, flushIntervalMs: 0, baseline: 'ws-json', cpuPerUpdate: 20, p99: 0.25, tickgateDelivered: 100_000, baselineDelivered: 90_000 },
+      { rate: 1000, flush: 'adaptive', baseline: 'nats-ws', cpuPerUpdate: 6, p99: 0.5, tickgateDelivered: 100_000, baselineDelivered: 100_000 },
+      { rate: 1000, flush: 'adaptive', baseline: 'ws-json', cpuPerUpdate: 20, p99: 0.25, tickgateDelivered: 100_000, baselineDelivered: 90_000 },
     ]);
   });
 
@@ -135,6 +137,9 @@ describe('report helpers', () => {
       'met',
       // 300k/s at 24% of a core: 1.25M per core.
       'met',
+      // The adaptive default against nats: CPU 6x and 3.75x lower; p99 30 ms against 20 ms at the second step.
+      'met',
+      'missed',
       'met',
       // 19,900 connections are not 20,000.
       'missed',
@@ -145,7 +150,32 @@ describe('report helpers', () => {
     expect(md).toContain('| 1,000 | tickgate | nats-server WebSocket | 6.0x | 0.50 |');
   });
 
-  it('judges each tickgate run (default and each flush interval) against the same baselines', () => {
+  it('judges the adaptive default against immediate, 5 ms and nats-server at the same steps', () => {
+    const steps = [
+      // 1,250: adaptive p99 7.5 vs best 7.0 (1.07x, met); 2,500: 9 vs min(12, 8) = 8 (1.125x, missed).
+      step('tickgate', 1250, 100_000, 4, 7.5),
+      step('tickgate', 2500, 200_000, 1.5, 9),
+      step('tickgate', 1250, 100_000, 8, 7, 0),
+      step('tickgate', 2500, 200_000, 3.4, 12, 0),
+      step('tickgate', 1250, 100_000, 2.2, 8, 5),
+      step('tickgate', 2500, 200_000, 1.3, 8, 5),
+      // nats: CPU 6 and 4 (1.5x and 2.67x, met); p99 8 and 10 (met).
+      step('nats-ws', 1250, 100_000, 6, 8),
+      step('nats-ws', 2500, 200_000, 4, 10),
+    ];
+    const t = adaptiveTargets(steps);
+    const row = (start: string) => t.find((x) => x.target.startsWith(start));
+    expect(row('adaptive p99 <= 1.1x')).toMatchObject({ verdict: 'missed' });
+    expect(row('adaptive p99 <= 1.1x')?.detail).toContain('1,250/s: 7.50 ms vs 7.00 ms (1.07x)');
+    // Only from 2,500 ticks/s: 1.5 vs 1.3 = 1.15x.
+    expect(row('adaptive CPU per update <= 1.25x')).toMatchObject({ verdict: 'met', detail: '2,500/s: 1.50 vs 1.30 µs (1.15x)' });
+    expect(row('adaptive CPU per update >= 1.5x lower')).toMatchObject({ verdict: 'met', detail: '1,250/s: 1.50x, 2,500/s: 2.67x' });
+    expect(row('adaptive p99 no worse')?.verdict).toBe('met');
+    // Without the fixed runs, only the nats comparisons are judged.
+    expect(adaptiveTargets(steps.filter((s) => s.flush === 'adaptive' || s.system === 'nats-ws')).map((x) => x.target)).toHaveLength(2);
+  });
+
+  it('judges each tickgate run (the adaptive default and each fixed schedule) against the same baselines', () => {
     const steps = [
       step('tickgate', 1000, 100_000, 2, 2),
       step('tickgate', 1000, 100_000, 1, 6, 5),
@@ -155,9 +185,9 @@ describe('report helpers', () => {
     const t = evaluateTargets(suite(steps));
     const row = (start: string, suffix: string) => t.find((x) => x.target.startsWith(start) && x.target.endsWith(suffix));
     // Default run: 3x and 6x cheaper than the baselines, p99 half of nats's.
-    expect(row('server CPU per delivered update >= 4x', '(tickgate)')).toMatchObject({ verdict: 'missed', detail: '1,000/s: 3.0x' });
-    expect(row('server CPU per delivered update >= 10x', '(tickgate)')?.verdict).toBe('missed');
-    expect(row('p99 no worse', '(tickgate)')?.verdict).toBe('met');
+    expect(row('server CPU per delivered update >= 4x', '(tickgate, adaptive default)')).toMatchObject({ verdict: 'missed', detail: '1,000/s: 3.0x' });
+    expect(row('server CPU per delivered update >= 10x', '(tickgate, adaptive default)')?.verdict).toBe('missed');
+    expect(row('p99 no worse', '(tickgate, adaptive default)')?.verdict).toBe('met');
     // Flush 5 ms: 6x and 12x cheaper, p99 1.5x nats's and above 5 ms.
     expect(row('server CPU per delivered update >= 4x', '(tickgate, flush 5 ms)')).toMatchObject({ verdict: 'met', detail: '1,000/s: 6.0x' });
     expect(row('server CPU per delivered update >= 10x', '(tickgate, flush 5 ms)')?.verdict).toBe('met');
@@ -184,7 +214,7 @@ describe('report helpers', () => {
     expect(means.find((s) => s.system === 'tickgate')).toMatchObject({ server: { usPerUpdate: 2 }, latency: { p99: 4 } });
     // (6 + 10) / 2 over (1 + 3) / 2, and 4 / 6.
     expect(stepRatios(steps)).toEqual([
-      { rate: 1000, flushIntervalMs: 0, baseline: 'nats-ws', cpuPerUpdate: 4, p99: 0.67, tickgateDelivered: 100_000, baselineDelivered: 100_000 },
+      { rate: 1000, flush: 'adaptive', baseline: 'nats-ws', cpuPerUpdate: 4, p99: 0.67, tickgateDelivered: 100_000, baselineDelivered: 100_000 },
     ]);
     const md = renderReport({ ...suite(steps), fanout: { ...suite(steps).fanout!, rounds: 2 } });
     expect(md).toContain('### Means over 2 rounds');

@@ -16,10 +16,22 @@ export const SYSTEM_LABEL: Record<System, string> = {
   'ws-json': 'ws + JSON gateway',
 };
 
-/** What a step measured: the system, and for tickgate its `ws.flushIntervalMs` when not the default 0. */
-export function stepLabel(s: Pick<FanoutStep, 'system' | 'flushIntervalMs'>): string {
-  return s.system === 'tickgate' && s.flushIntervalMs ? `tickgate, flush ${s.flushIntervalMs} ms` : SYSTEM_LABEL[s.system];
+/**
+ * How a tickgate run flushed: `'adaptive'` is its default configuration
+ * (holds that follow load, `ws.flushIntervalMs` 5 as the ceiling); a number
+ * is `ws.flushAdaptive: false` with that `ws.flushIntervalMs`, 0 being a
+ * frame at the end of every event-loop turn.
+ */
+export type Flush = 'adaptive' | number;
+
+/** What a step measured: the system, and for tickgate how it flushed when not the default. */
+export function stepLabel(s: Pick<FanoutStep, 'system' | 'flush'>): string {
+  if (s.system !== 'tickgate' || s.flush === 'adaptive' || s.flush === null) return SYSTEM_LABEL[s.system];
+  return s.flush === 0 ? 'tickgate, immediate' : `tickgate, flush ${s.flush} ms`;
 }
+
+/** Order of tickgate's runs in tables: the default first, then immediate, then growing intervals. */
+export const flushOrder = (f: Flush): number => (f === 'adaptive' ? -1 : f);
 
 export interface Machine {
   cpus: number;
@@ -39,8 +51,8 @@ export interface FanoutStep {
   /** Which pass over the systems measured this step (0 unless `--rounds` > 1). */
   round: number;
   system: System;
-  /** tickgate's `ws.flushIntervalMs` for this run (0: a frame per event-loop turn); null for the baselines. */
-  flushIntervalMs: number | null;
+  /** How tickgate flushed in this run; null for the baselines. */
+  flush: Flush | null;
   /** Ticks per second the publisher was asked for. */
   rate: number;
   /** Ticks per second it published during the window. */
@@ -106,7 +118,7 @@ export interface FanoutResult {
   notes: string[];
   /** tickgate's gateway under `node --cpu-prof`: top functions within each step's window. */
   /** tickgate's gateway under `node --cpu-prof`, one profile per run (default and each flush interval): top functions within each step's window. */
-  profiles: Array<{ flushIntervalMs: number; file: string; steps: Array<{ rate: number; summary: ProfileSummary }> }>;
+  profiles: Array<{ flush: Flush; file: string; steps: Array<{ rate: number; summary: ProfileSummary }> }>;
 }
 
 export interface ConnectionStep {
@@ -438,7 +450,7 @@ export function mdTable(header: string[], rows: string[][], align?: Array<'l' | 
 
 const lat = (l: LatencySummary) => `${fmt(l.p50, 2)} / ${fmt(l.p99, 2)} / ${fmt(l.p999, 2)} / ${fmt(l.max, 1)}`;
 
-const keyOf = (s: FanoutStep) => `${s.system}|${s.flushIntervalMs ?? ''}|${s.rate}`;
+const keyOf = (s: FanoutStep) => `${s.system}|${s.flush ?? ''}|${s.rate}`;
 const mean = (xs: Array<number | null>): number | null => {
   const ok = xs.filter((x): x is number => x !== null && Number.isFinite(x));
   return ok.length === 0 ? null : ok.reduce((a, b) => a + b, 0) / ok.length;
@@ -477,8 +489,8 @@ export function meanOverRounds(steps: readonly FanoutStep[]): FanoutStep[] {
 /** Ratios of a baseline to tickgate at each step both ran. */
 export interface StepRatio {
   rate: number;
-  /** The tickgate run's `ws.flushIntervalMs`. */
-  flushIntervalMs: number;
+  /** How the tickgate run flushed. */
+  flush: Flush;
   baseline: System;
   /** Baseline server CPU per delivered update / tickgate's: how many times less CPU tickgate spends. */
   cpuPerUpdate: number | null;
@@ -495,7 +507,7 @@ export function stepRatios(all: readonly FanoutStep[]): StepRatio[] {
     for (const b of steps.filter((s) => s.system !== 'tickgate' && s.rate === t.rate)) {
       out.push({
         rate: t.rate,
-        flushIntervalMs: t.flushIntervalMs ?? 0,
+        flush: t.flush ?? 'adaptive',
         baseline: b.system,
         cpuPerUpdate: ratio(b.server.usPerUpdate, t.server.usPerUpdate),
         p99: ratio(t.latency.p99, b.latency.p99),
@@ -576,17 +588,83 @@ function tickgateTargets(all: readonly FanoutStep[], suffix: string): TargetResu
   return out;
 }
 
+/**
+ * The adaptive default against tickgate's two fixed schedules and
+ * nats-server at the same steps: p99 within 1.1x of the better of immediate
+ * and 5 ms at every step; CPU per update within 1.25x of the 5 ms schedule's
+ * from 2,500 ticks/s up; against nats-server, CPU per update at least 1.5x
+ * lower and p99 no worse at every step. Only the comparisons whose runs took
+ * place are judged.
+ */
+export function adaptiveTargets(all: readonly FanoutStep[]): TargetResult[] {
+  const steps = meanOverRounds(all);
+  const out: TargetResult[] = [];
+  const of = (system: System, flush: Flush | null) => steps.filter((s) => s.system === system && (system !== 'tickgate' || (s.flush ?? 'adaptive') === flush));
+  const adaptive = of('tickgate', 'adaptive');
+  if (adaptive.length === 0) return out;
+  const at = (xs: FanoutStep[], rate: number) => xs.find((s) => s.rate === rate);
+  const immediate = of('tickgate', 0);
+  const five = of('tickgate', 5);
+  const nats = of('nats-ws', null);
+  const judge = (target: string, pairs: Array<{ rate: number; value: number | null; limit: number | null; show: string }>) => {
+    const judged = pairs.filter((p) => p.limit !== null);
+    if (judged.length === 0) return out.push({ target, verdict: 'not measured', detail: 'no common step' });
+    const bad = judged.filter((p) => p.value === null || p.value > p.limit!);
+    out.push({ target, verdict: bad.length === 0 ? 'met' : 'missed', detail: judged.map((p) => `${int(p.rate)}/s: ${p.show}`).join(', ') });
+  };
+  if (immediate.length > 0 && five.length > 0) {
+    judge(
+      'adaptive p99 <= 1.1x the better of immediate and 5 ms, every step',
+      adaptive.map((s) => {
+        const best = [at(immediate, s.rate)?.latency.p99, at(five, s.rate)?.latency.p99].filter((x): x is number => typeof x === 'number');
+        const limit = best.length === 2 ? 1.1 * Math.min(...best) : null;
+        return { rate: s.rate, value: s.latency.p99, limit, show: `${fmt(s.latency.p99, 2)} ms vs ${limit === null ? '-' : fmt(limit / 1.1, 2)} ms (${fmt(ratio(s.latency.p99, limit === null ? null : limit / 1.1), 2)}x)` };
+      }),
+    );
+  }
+  if (five.length > 0) {
+    judge(
+      'adaptive CPU per update <= 1.25x the 5 ms schedule\'s, from 2,500 ticks/s',
+      adaptive
+        .filter((s) => s.rate >= 2500)
+        .map((s) => {
+          const f = at(five, s.rate)?.server.usPerUpdate ?? null;
+          return { rate: s.rate, value: s.server.usPerUpdate, limit: f === null ? null : 1.25 * f, show: `${fmt(s.server.usPerUpdate, 2)} vs ${fmt(f, 2)} µs (${fmt(ratio(s.server.usPerUpdate, f), 2)}x)` };
+        }),
+    );
+  }
+  if (nats.length > 0) {
+    judge(
+      'adaptive CPU per update >= 1.5x lower than nats-server WebSocket, every step',
+      adaptive.map((s) => {
+        const n = at(nats, s.rate)?.server.usPerUpdate ?? null;
+        const r = ratio(n, s.server.usPerUpdate);
+        return { rate: s.rate, value: r === null ? null : 1 / r, limit: n === null ? null : 1 / 1.5, show: `${fmt(r, 2)}x` };
+      }),
+    );
+    judge(
+      'adaptive p99 no worse than nats-server WebSocket, every step',
+      adaptive.map((s) => {
+        const n = at(nats, s.rate)?.latency.p99 ?? null;
+        return { rate: s.rate, value: s.latency.p99, limit: n, show: `${fmt(s.latency.p99, 2)} vs ${fmt(n, 2)} ms` };
+      }),
+    );
+  }
+  return out;
+}
+
 /** Each target of docs/PERFORMANCE.md against the results. */
 export function evaluateTargets(r: SuiteResult): TargetResult[] {
   const out: TargetResult[] = [];
   const steps = r.fanout?.steps ?? [];
   // Each tickgate run (the default, and one per flush interval measured) against every target that concerns it.
-  const variants = [...new Set(steps.filter((s) => s.system === 'tickgate').map((s) => s.flushIntervalMs ?? 0))].sort((a, b) => a - b);
-  for (const flush of variants.length > 0 ? variants : [0]) {
-    const suffix = variants.length > 1 ? ` (${stepLabel({ system: 'tickgate', flushIntervalMs: flush })})` : '';
-    const own = steps.filter((s) => s.system !== 'tickgate' || (s.flushIntervalMs ?? 0) === flush);
+  const variants = [...new Set(steps.filter((s) => s.system === 'tickgate').map((s) => s.flush ?? 'adaptive'))].sort((a, b) => flushOrder(a) - flushOrder(b));
+  for (const flush of variants.length > 0 ? variants : ['adaptive' as const]) {
+    const suffix = variants.length > 1 ? ` (${flush === 'adaptive' ? 'tickgate, adaptive default' : stepLabel({ system: 'tickgate', flush })})` : '';
+    const own = steps.filter((s) => s.system !== 'tickgate' || (s.flush ?? 'adaptive') === flush);
     out.push(...tickgateTargets(own, suffix));
   }
+  out.push(...adaptiveTargets(steps));
   const iso = r.isolation;
   if (iso === null || iso.ratio === null) out.push({ target: 'isolation: fast p99 rises < 20% with 5% slow + 1% stalled', verdict: 'not measured', detail: iso?.error ?? 'not run' });
   else {
@@ -1020,14 +1098,14 @@ function fanoutText(f: FanoutResult): string {
       '',
       mdTable(
         ['ticks/s in', 'tickgate', 'baseline', 'CPU per update ratio', 'p99 ratio', 'delivered upd/s tickgate / baseline'],
-        ratios.map((x) => [int(x.rate), stepLabel({ system: 'tickgate', flushIntervalMs: x.flushIntervalMs }), SYSTEM_LABEL[x.baseline], `${fmt(x.cpuPerUpdate, 1)}x`, fmt(x.p99, 2), `${int(x.tickgateDelivered)} / ${int(x.baselineDelivered)}`]),
+        ratios.map((x) => [int(x.rate), stepLabel({ system: 'tickgate', flush: x.flush }), SYSTEM_LABEL[x.baseline], `${fmt(x.cpuPerUpdate, 1)}x`, fmt(x.p99, 2), `${int(x.tickgateDelivered)} / ${int(x.baselineDelivered)}`]),
       ),
     );
   }
   for (const n of f.notes) out.push('', `Not measured: ${n}`);
   for (const [sys, err] of Object.entries(f.errors)) out.push('', `**${sys} failed:** ${err}`);
   for (const prof of f.profiles) {
-    out.push('', `### ${stepLabel({ system: 'tickgate', flushIntervalMs: prof.flushIntervalMs })}: gateway CPU profile (${prof.file})`);
+    out.push('', `### ${stepLabel({ system: 'tickgate', flush: prof.flush })}: gateway CPU profile (${prof.file})`);
     for (const p of prof.steps) out.push('', `At ${int(p.rate)} ticks/s, within the step's window:`, '', profileTable(p.summary));
   }
   return out.join('\n');

@@ -38,7 +38,7 @@ import {
   type Nats,
   type Proc,
 } from './procs.js';
-import { stepLabel, type FanoutResult, type FanoutStep, type System } from './report.js';
+import { stepLabel, type FanoutResult, type FanoutStep, type Flush, type System } from './report.js';
 
 export interface Pinning {
   server: string;
@@ -49,7 +49,7 @@ export interface Pinning {
 
 export interface FanoutOptions {
   systems: System[];
-  /** Extra tickgate runs, one per `ws.flushIntervalMs` here, after the default one (0). */
+  /** Extra tickgate runs after the default (adaptive) one, with `ws.flushAdaptive: false` and each `ws.flushIntervalMs` here (0: immediate). */
   flushMs: number[];
   /** Passes over all runs; every other one in reverse order, each run repeating the steps it completed in the first. */
   rounds: number;
@@ -115,10 +115,10 @@ interface Sample {
   machine: ReturnType<typeof machineCpu>;
 }
 
-/** One system's run: tickgate with a flush interval, or a baseline (flushIntervalMs null). */
+/** One system's run: tickgate with a flush schedule, or a baseline (flush null). */
 interface Run {
   system: System;
-  flushIntervalMs: number | null;
+  flush: Flush | null;
   round: number;
 }
 
@@ -164,7 +164,7 @@ export async function waitFor(what: string, check: () => Promise<boolean>, proc:
 const metricDelta = (m0: Map<string, number>, m1: Map<string, number>, key: string) => (m1.get(key) ?? 0) - (m0.get(key) ?? 0);
 
 /** Starts everything for `system`; `stops` collects what to stop, in reverse order. */
-async function startRig({ system, flushIntervalMs, round }: Run, o: FanoutOptions, stops: Array<() => Promise<unknown>>, signal: AbortSignal, log: (s: string) => void): Promise<Rig> {
+async function startRig({ system, flush, round }: Run, o: FanoutOptions, stops: Array<() => Promise<unknown>>, signal: AbortSignal, log: (s: string) => void): Promise<Rig> {
   const pin = o.pinning;
   const nats = await unlessAborted(startNats({ websocket: system === 'nats-ws', cpus: system === 'nats-ws' ? (pin?.server ?? null) : (pin?.others ?? null) }), signal);
   stops.push(() => nats.stop());
@@ -186,7 +186,7 @@ async function startRig({ system, flushIntervalMs, round }: Run, o: FanoutOption
       config,
       JSON.stringify({
         limits: { maxConnectionsPerIp: 0, maxListSymbols: Math.max(1000, o.symbols), maxSymbolsPerClient: Math.max(2000, o.symbolsPerClient) },
-        ws: { flushIntervalMs: flushIntervalMs ?? 0 },
+        ws: flush === null || flush === 'adaptive' ? {} : { flushIntervalMs: flush, flushAdaptive: false },
       }),
     );
     const g = nodeScript('gateway', 'src/main.ts', ['--config', config], {
@@ -201,7 +201,7 @@ async function startRig({ system, flushIntervalMs, round }: Run, o: FanoutOption
         ...(metricsPort !== null ? { TICKGATE_METRICS_PORT: String(metricsPort) } : {}),
       },
       cpus: pin?.server ?? null,
-      nodeArgs: o.profileDir && round === 0 ? ['--cpu-prof', `--cpu-prof-dir=${profileDirFor(o.profileDir, flushIntervalMs ?? 0)}`] : [],
+      nodeArgs: o.profileDir && round === 0 ? ['--cpu-prof', `--cpu-prof-dir=${profileDirFor(o.profileDir, flush ?? 'adaptive')}`] : [],
     });
     gateway = g;
     stops.push(() => g.stop(10_000));
@@ -290,7 +290,7 @@ export class StepFailed extends Error {
   override readonly name = 'StepFailed';
 }
 
-async function runStep({ system, flushIntervalMs, round }: Run, rig: Rig, rate: number, o: FanoutOptions, fanout: number, signal: AbortSignal, profiled: MonoWindow[], first: boolean): Promise<FanoutStep> {
+async function runStep({ system, flush, round }: Run, rig: Rig, rate: number, o: FanoutOptions, fanout: number, signal: AbortSignal, profiled: MonoWindow[], first: boolean): Promise<FanoutStep> {
   const { publisher, clients } = rig;
   publisher.send(`rate ${rate}`);
   await publisher.next('rate', CMD_MS);
@@ -337,7 +337,7 @@ async function runStep({ system, flushIntervalMs, round }: Run, rig: Rig, rate: 
   const step: FanoutStep = {
     round,
     system,
-    flushIntervalMs,
+    flush,
     rate,
     publishedPerSec,
     publisherLagP99Ms: pub1.lagMs.p99,
@@ -382,7 +382,7 @@ async function runStep({ system, flushIntervalMs, round }: Run, rig: Rig, rate: 
     conflated: system === 'tickgate' ? metricDelta(m0, m1, 'tickgate_conflated_updates_total{reason="backpressure"}') : null,
     slowConsumers:
       system === 'tickgate'
-        ? metricDelta(m0, m1, 'tickgate_disconnects_total{code="SLOW_CONSUMER"}')
+        ? metricDelta(m0, m1, 'tickgate_connections_closed_total{reason="SLOW_CONSUMER"}')
         : system === 'nats-ws' && v0 !== null && v1 !== null
           ? v1.slow_consumers - v0.slow_consumers
           : null,
@@ -435,14 +435,14 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
   /** The current tickgate run's measurement windows, to read its profile step by step. */
   let windows: MonoWindow[] = [];
   const order = o.systems.flatMap((system): Array<Omit<Run, 'round'>> =>
-    system === 'tickgate' ? [0, ...o.flushMs.filter((x) => x > 0)].map((flushIntervalMs) => ({ system, flushIntervalMs })) : [{ system, flushIntervalMs: null }],
+    system === 'tickgate' ? (['adaptive', ...o.flushMs] as Flush[]).map((flush) => ({ system, flush })) : [{ system, flush: null }],
   );
   const runs: Run[] = [];
   for (let round = 0; round < o.rounds; round++) runs.push(...(round % 2 === 0 ? order : [...order].reverse()).map((r) => ({ ...r, round })));
   /** The steps each run completed in the first round: what later rounds repeat. */
   const firstRound = new Map<string, number[]>();
   for (const run of runs) {
-    const { system, flushIntervalMs, round } = run;
+    const { system, flush, round } = run;
     const label = stepLabel(run);
     if (signal.aborted) break;
     const rates = round > 0 ? (firstRound.get(label) ?? []) : system === 'tickgate' ? o.steps : baselineSteps;
@@ -482,7 +482,7 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
       const mine = result.steps.filter((s) => s.round === round && stepLabel(s) === label).map((s) => s.rate);
       if (round === 0) firstRound.set(label, mine);
       // Baselines run the steps of tickgate's default run.
-      if (round === 0 && system === 'tickgate' && flushIntervalMs === 0) baselineSteps = mine;
+      if (round === 0 && system === 'tickgate' && flush === 'adaptive') baselineSteps = mine;
     } catch (err) {
       result.errors[tag] = (err as Error).message;
       log(`fanout: ${tag} failed: ${(err as Error).message}`);
@@ -490,11 +490,11 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
       for (const stop of stops.reverse()) await stop().catch(() => undefined);
     }
     if (system === 'tickgate' && round === 0 && o.profileDir !== null) {
-      const file = mainThreadProfile(profileDirFor(o.profileDir, flushIntervalMs ?? 0));
-      const measured = result.steps.filter((s) => s.round === 0 && s.system === 'tickgate' && s.flushIntervalMs === flushIntervalMs).map((s) => s.rate);
+      const file = mainThreadProfile(profileDirFor(o.profileDir, flush ?? 'adaptive'));
+      const measured = result.steps.filter((s) => s.round === 0 && s.system === 'tickgate' && s.flush === flush).map((s) => s.rate);
       if (file !== null) {
         result.profiles.push({
-          flushIntervalMs: flushIntervalMs ?? 0,
+          flush: flush ?? 'adaptive',
           file: file.replace(ROOT, ''),
           steps: measured.map((rate, i) => ({ rate, summary: summarizeProfileFile(file, 15, windows[i] ? [windows[i]] : []) })),
         });
@@ -505,7 +505,7 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
   return result;
 }
 
-const profileDirFor = (dir: string, flushIntervalMs: number) => join(dir, `flush-${flushIntervalMs}ms`);
+const profileDirFor = (dir: string, flush: Flush) => join(dir, flush === 'adaptive' ? 'flush-adaptive' : `flush-${flush}ms`);
 
 function mainThreadProfile(dir: string): string | null {
   try {

@@ -19,7 +19,10 @@
  *   check every trade arrives once and in order (bench/suite-trades.ts);
  * - connections: idle-ish connections ramped towards 20,000
  *   (bench/suite-connections.ts);
- * - isolation: bench/isolation.ts with 5% slow and 1% stalled clients.
+ * - isolation: bench/isolation.ts with 5% slow and 1% stalled clients;
+ * - soak (only with `--only soak`): steady load with client churn for
+ *   `--minutes N`, the gateway's RSS, open fds and event-loop lag over time
+ *   (bench/suite-soak.ts).
  *
  * Writes bench/results/report-<timestamp>.md (also printed) and .json.
  */
@@ -35,10 +38,13 @@ import { BOOKS_DEFAULTS, runBooks } from './suite-books.js';
 import { runConnections } from './suite-connections.js';
 import { runTrades, TRADES_DEFAULTS } from './suite-trades.js';
 import { runFanout, type FanoutOptions, type Pinning } from './suite-fanout.js';
+import { runSoak, SOAK_DEFAULTS, soakText, type SoakResult } from './suite-soak.js';
 import { runIfEntry, UsageError, parseOptions } from '../src/cli-tool.js';
 
-export const SCENARIOS = ['fanout', 'baselines', 'books', 'trades', 'connections', 'isolation'] as const;
+export const SCENARIOS = ['fanout', 'baselines', 'books', 'trades', 'connections', 'isolation', 'soak'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
+/** What runs without --only: everything but the soak, which lasts as long as asked. */
+const DEFAULT_SCENARIOS = SCENARIOS.filter((s) => s !== 'soak');
 
 export interface SuiteOptions {
   quick: boolean;
@@ -66,6 +72,8 @@ export interface SuiteOptions {
   tradeSymbolsPerClient: number;
   catchupTrades: number;
   catchupRepeats: number;
+  /** Soak scenario: minutes of steady load with churn. */
+  minutes: number;
 }
 
 export { UsageError };
@@ -73,7 +81,7 @@ export { UsageError };
 export const USAGE = `usage: npm run bench -- [options]
 
   --quick              smoke run: two steps, short windows, 2,000 connections (about two minutes)
-  --only LIST          comma-separated scenarios: ${SCENARIOS.join(', ')} (default: all)
+  --only LIST          comma-separated scenarios: ${SCENARIOS.join(', ')} (default: all but soak)
   --steps LIST         tick rates of the fan-out steps (default 625,1250,2500,5000,10000; quick 625,1250)
   --window S           measured seconds per step, fan-out and books (default 8; quick 4)
   --settle S           seconds after a rate change before measuring, fan-out and books (default 3; quick 2)
@@ -90,8 +98,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --trade-symbols-per-client N  trades: symbols per client, picked uniformly of ${TRADES_DEFAULTS.symbols} (default ${TRADES_DEFAULTS.symbolsPerClient})
   --catchup-trades N   trades: trades a resuming client missed (default ${TRADES_DEFAULTS.catchupTrades})
   --catchup-repeats N  trades: catch-up rounds, on a quiet gateway and again under load (default ${TRADES_DEFAULTS.catchupRepeats}; quick 2)
-  --flush-ms LIST      after the default run, run tickgate again with each ws.flushIntervalMs here
-                       (default 5,20; quick 5; none: only the default run)
+  --flush-ms LIST      after the default (adaptive) run, run tickgate again with ws.flushAdaptive false and
+                       each ws.flushIntervalMs here, 0 being immediate (default 0,5; none: only the default run)
+  --minutes N          soak: minutes of steady load, ${SOAK_DEFAULTS.clients} clients, ${SOAK_DEFAULTS.churnPerSec} replaced per second (default 10)
   --rounds N           pass over the fan-out systems N times, every other pass in reverse order; ratios
                        and targets use the means (default 1; a drifting machine needs 2 or more)
   --workers N          start the gateway with TICKGATE_WORKERS=N (ignored by a gateway without multi-core mode)
@@ -107,10 +116,10 @@ function intList(name: string, raw: string, lo = 1, hi = 1_000_000): number[] {
   return xs;
 }
 
-/** `--flush-ms`: flush intervals in ms (ws.flushIntervalMs's range), or none. */
+/** `--flush-ms`: fixed flush intervals in ms (ws.flushIntervalMs's range, 0: immediate), or none. */
 function flushList(raw: string): number[] {
   if (raw.trim() === 'none') return [];
-  return [...new Set(intList('flush-ms', raw, 1, 1000))];
+  return [...new Set(intList('flush-ms', raw, 0, 1000))];
 }
 
 function oneInt(name: string, raw: string | undefined, def: number, lo: number, hi: number): number {
@@ -143,6 +152,7 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     workers: { type: 'string' },
     'flush-ms': { type: 'string' },
     rounds: { type: 'string' },
+    minutes: { type: 'string' },
     pin: { type: 'boolean', default: true },
     profile: { type: 'boolean', default: false },
     help: { type: 'boolean' },
@@ -150,7 +160,7 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
   if (v.help) return 'help';
   const quick = v.quick ?? false;
   const only = new Set<Scenario>();
-  for (const s of (v.only ?? SCENARIOS.join(',')).split(',').map((x) => x.trim())) {
+  for (const s of (v.only ?? DEFAULT_SCENARIOS.join(',')).split(',').map((x) => x.trim())) {
     if (!(SCENARIOS as readonly string[]).includes(s)) throw new UsageError(`--only: expected some of ${SCENARIOS.join(', ')}, got ${JSON.stringify(s)}`);
     only.add(s as Scenario);
   }
@@ -158,7 +168,7 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     quick,
     only,
     workers: v.workers === undefined ? null : oneInt('workers', v.workers, 1, 1, 256),
-    flushMs: flushList(v['flush-ms'] ?? (quick ? '5' : '5,20')),
+    flushMs: flushList(v['flush-ms'] ?? '0,5'),
     rounds: oneInt('rounds', v.rounds, 1, 1, 10),
     pin: v.pin ?? true,
     profile: v.profile ?? false,
@@ -177,6 +187,7 @@ export function parseSuiteArgs(argv: readonly string[]): SuiteOptions | 'help' {
     tradeClients: oneInt('trade-clients', v['trade-clients'], TRADES_DEFAULTS.clients, 1, 20_000),
     tradeSymbolsPerClient: oneInt('trade-symbols-per-client', v['trade-symbols-per-client'], TRADES_DEFAULTS.symbolsPerClient, 1, TRADES_DEFAULTS.symbols),
     catchupTrades: oneInt('catchup-trades', v['catchup-trades'], TRADES_DEFAULTS.catchupTrades, 1, 1_000_000),
+    minutes: oneInt('minutes', v.minutes, 10, 1, 240),
     catchupRepeats: oneInt('catchup-repeats', v['catchup-repeats'], quick ? 2 : TRADES_DEFAULTS.catchupRepeats, 1, 100),
   };
 }
@@ -330,12 +341,17 @@ export async function runSuite(opts: SuiteOptions, command: string, signal: Abor
     log('isolation (bench/isolation.ts)');
     result.isolation = await runIsolationScenario(opts.quick, signal);
   }
+  let soak: SoakResult | null = null;
+  if (opts.only.has('soak') && !signal.aborted) {
+    log(`soak (${opts.minutes} min)`);
+    soak = await runSoak({ ...SOAK_DEFAULTS, minutes: opts.minutes, pinning }, signal, log);
+  }
   result.seconds = Math.round((performance.now() - started) / 100) / 10;
-  const md = renderReport(result);
+  const md = renderReport(result) + (soak ? `\n${soakText(soak)}` : '');
   const mdFile = join(dir, `report-${stamp}.md`);
   const jsonFile = join(dir, `report-${stamp}.json`);
   writeFileSync(mdFile, md);
-  writeFileSync(jsonFile, JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(jsonFile, JSON.stringify(soak ? { ...result, soak } : result, null, 2) + '\n');
   return { result, md, files: [mdFile, jsonFile] };
 }
 
@@ -345,7 +361,7 @@ runIfEntry(import.meta.url, {
   parse: (argv) => parseSuiteArgs(argv),
   stopping: 'stopping everything it started',
   // Whatever happens, the suite ends: generous bounds over the expected 3 and 8-10 minutes (books and trades included, once; each extra round about 7 more).
-  timeLimitS: (opts) => (opts.quick ? 360 + 150 * (opts.rounds - 1) : 1200 + 600 * (opts.rounds - 1)),
+  timeLimitS: (opts) => (opts.quick ? 360 + 150 * (opts.rounds - 1) : 1200 + 600 * (opts.rounds - 1)) + (opts.only.has('soak') ? opts.minutes * 60 + 180 : 0),
   async run(opts, signal) {
     const command = ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' ');
     const { md, files } = await runSuite(opts, command, signal);

@@ -16,6 +16,8 @@ export interface Clock {
   preciseNow(): number;
   /** Calls `fn` every `ms` milliseconds until cancelled; never keeps the process alive. */
   every(ms: number, fn: () => void): Repeating;
+  /** Calls `fn` once, `ms` milliseconds from now (fractions allowed), unless cancelled first; never keeps the process alive. */
+  after(ms: number, fn: () => void): Repeating;
 }
 
 /** Wall clock with sub-millisecond resolution (Date.now() has whole milliseconds), for latency. */
@@ -32,7 +34,20 @@ export const systemClock: Clock = {
     t.unref();
     return { cancel: () => clearInterval(t) };
   },
+  after(ms, fn) {
+    // Node's timers have whole-millisecond resolution: round up, never early.
+    const t = setTimeout(fn, Math.ceil(ms));
+    t.unref();
+    return { cancel: () => clearTimeout(t) };
+  },
 };
+
+interface ManualTimer {
+  ms: number;
+  next: number;
+  fn: () => void;
+  once: boolean;
+}
 
 /**
  * A clock that moves only when told to: `advance(ms)` runs every repeating
@@ -40,7 +55,7 @@ export const systemClock: Clock = {
  */
 export class ManualClock implements Clock {
   private t: number;
-  private readonly timers = new Set<{ ms: number; next: number; fn: () => void }>();
+  private readonly timers = new Set<ManualTimer>();
 
   constructor(start = 1_000_000) {
     this.t = start;
@@ -55,7 +70,13 @@ export class ManualClock implements Clock {
   }
 
   every(ms: number, fn: () => void): Repeating {
-    const timer = { ms, next: this.t + ms, fn };
+    const timer: ManualTimer = { ms, next: this.t + ms, fn, once: false };
+    this.timers.add(timer);
+    return { cancel: () => this.timers.delete(timer) };
+  }
+
+  after(ms: number, fn: () => void): Repeating {
+    const timer: ManualTimer = { ms, next: this.t + ms, fn, once: true };
     this.timers.add(timer);
     return { cancel: () => this.timers.delete(timer) };
   }
@@ -64,11 +85,12 @@ export class ManualClock implements Clock {
   advance(ms: number): void {
     const end = this.t + ms;
     for (;;) {
-      let first: { ms: number; next: number; fn: () => void } | null = null;
+      let first: ManualTimer | null = null;
       for (const timer of this.timers) if (timer.next <= end && (first === null || timer.next < first.next)) first = timer;
       if (first === null) break;
       this.t = first.next;
-      first.next += first.ms;
+      if (first.once) this.timers.delete(first);
+      else first.next += first.ms;
       first.fn();
     }
     this.t = end;

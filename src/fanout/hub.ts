@@ -82,7 +82,7 @@ export class Hub implements SessionContext {
     this.index = new SubscriptionIndex(this.kinds.length);
     this.delivery = new Delivery(this.kinds, this.index, clock);
     this.deliveryLatency = config.metrics.latency ? new PlainHistogram(LATENCY_BUCKETS) : null;
-    this.scheduler = new FlushScheduler(config.ws.flushIntervalMs);
+    this.scheduler = new FlushScheduler({ intervalMs: config.ws.flushIntervalMs, adaptive: config.ws.flushAdaptive, clock });
     this.registry = new SessionRegistry(this);
   }
 
@@ -226,12 +226,14 @@ export class Hub implements SessionContext {
   start(): void {
     this.registry.start();
     this.delivery.throttle.start();
+    this.scheduler.start();
   }
 
   /** Sends every client `bye` (retryMs chosen per client) and stops the timers. */
   closeAll(code: ByeCode, reason: string, retryMs: () => number): void {
     this.registry.stop();
     this.delivery.throttle.stop();
+    this.scheduler.stop();
     for (const s of this.registry.sessions) s.bye(code, reason, retryMs());
     this.scheduler.run();
   }

@@ -2,7 +2,8 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { decode, ExtData } from '@msgpack/msgpack';
 import { MAX_ARRAY_HEADER, encode, encodeData } from '../protocol/codec.js';
-import { FlushScheduler, FrameCounters, Outbox, SendStatus, type FrameSink, type Flushable } from './outbox.js';
+import { ManualClock } from '../clock.js';
+import { FlushScheduler, HOLD_FULL_LOAD, HOLD_FROM_LOAD, LOAD_SAMPLE_MS, FrameCounters, Outbox, SendStatus, type FrameSink, type Flushable } from './outbox.js';
 
 /** Keeps a copy of every frame: the outbox reuses its frame buffer after each call. */
 class RecordingSink implements FrameSink {
@@ -354,7 +355,7 @@ describe('FlushScheduler', () => {
   });
 });
 
-describe('FlushScheduler with a flush interval', () => {
+describe('FlushScheduler with a fixed flush interval', () => {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   /** Queues update `n` for `c` and marks it. */
   const queue = (sched: FlushScheduler, c: FakeClient, n: number) => {
@@ -370,7 +371,7 @@ describe('FlushScheduler with a flush interval', () => {
   }
 
   it('sends the first message at once, then holds what follows until the interval has passed, in one frame', async () => {
-    const sched = new FlushScheduler(200);
+    const sched = new FlushScheduler({ intervalMs: 200, adaptive: false });
     const c = new FakeClient();
     queue(sched, c, 1);
     await nextTurn();
@@ -389,7 +390,7 @@ describe('FlushScheduler with a flush interval', () => {
   });
 
   it('flushes in the same turn again after a quiet spell longer than the interval', async () => {
-    const sched = new FlushScheduler(20);
+    const sched = new FlushScheduler({ intervalMs: 20, adaptive: false });
     const c = new FakeClient();
     queue(sched, c, 1);
     await nextTurn();
@@ -400,7 +401,7 @@ describe('FlushScheduler with a flush interval', () => {
   });
 
   it('run() flushes at once and cancels the pending timer', async () => {
-    const sched = new FlushScheduler(100);
+    const sched = new FlushScheduler({ intervalMs: 100, adaptive: false });
     const c = new FakeClient();
     queue(sched, c, 1);
     await nextTurn();
@@ -415,6 +416,147 @@ describe('FlushScheduler with a flush interval', () => {
   });
 
   it('rejects a negative interval', () => {
-    expect(() => new FlushScheduler(-1)).toThrow(/intervalMs: expected a number >= 0, got -1/);
+    expect(() => new FlushScheduler({ intervalMs: -1 })).toThrow(/intervalMs: expected a number >= 0, got -1/);
+  });
+});
+
+describe('FlushScheduler, adaptive', () => {
+  const CEILING = 5;
+  /** An adaptive scheduler on a manual clock whose utilisation the test sets. */
+  function setup(initialLoad: number) {
+    const clock = new ManualClock();
+    const load = { value: initialLoad };
+    const sched = new FlushScheduler({ intervalMs: CEILING, clock, utilisation: () => load.value });
+    sched.start();
+    // Let the smoothed load settle on the given utilisation.
+    clock.advance(LOAD_SAMPLE_MS * 20);
+    return { clock, load, sched };
+  }
+  /** A client that records the manual clock's time at each flush. */
+  class TimedClient extends FakeClient {
+    readonly at: number[] = [];
+    constructor(private readonly clock: ManualClock) {
+      super();
+    }
+    override flush(): void {
+      this.at.push(this.clock.now());
+      super.flush();
+    }
+  }
+  const queue = (sched: FlushScheduler, c: FakeClient, n: number) => {
+    c.outbox.push(upd(n));
+    sched.mark(c);
+  };
+
+  it('holds nothing while the loop is idle: every turn flushes', async () => {
+    const { sched, clock } = setup(0.05);
+    expect(sched.holdMs).toBe(0);
+    const c = new TimedClient(clock);
+    for (let i = 0; i < 3; i++) {
+      queue(sched, c, i);
+      await nextTurn();
+      clock.advance(1);
+    }
+    expect(c.flushes).toBe(3);
+  });
+
+  it('gives an idle client its first update at once, even at full load', async () => {
+    const { sched, clock } = setup(1);
+    expect(sched.holdMs).toBe(CEILING);
+    const c = new TimedClient(clock);
+    queue(sched, c, 1);
+    expect(c.flushes).toBe(0);
+    await nextTurn();
+    expect(c.flushes).toBe(1);
+    // Another idle one later: its last frame was long ago.
+    clock.advance(CEILING + 1);
+    queue(sched, c, 2);
+    await nextTurn();
+    expect(c.flushes).toBe(2);
+  });
+
+  it('coalesces a busy client: what follows a frame within the hold leaves together when the hold has passed', async () => {
+    const { sched, clock } = setup(1);
+    const c = new TimedClient(clock);
+    queue(sched, c, 1);
+    await nextTurn();
+    const first = c.at[0]!;
+    for (let i = 2; i <= 4; i++) {
+      clock.advance(1);
+      queue(sched, c, i);
+      await nextTurn();
+    }
+    expect(c.flushes).toBe(1);
+    clock.advance(CEILING);
+    expect(c.flushes).toBe(2);
+    expect(c.at[1]! - first).toBeLessThanOrEqual(CEILING);
+    expect(c.at[1]! - first).toBeGreaterThanOrEqual(CEILING - 1);
+    expect(c.sink.decoded()).toEqual([[decode(upd(1))], [2, 3, 4].map((i) => decode(upd(i)))]);
+  });
+
+  it('scales the hold with load between the two thresholds', () => {
+    const mid = (HOLD_FROM_LOAD + HOLD_FULL_LOAD) / 2;
+    const { sched, load, clock } = setup(mid);
+    expect(sched.holdMs).toBeCloseTo(CEILING / 2, 5);
+    load.value = 0;
+    clock.advance(LOAD_SAMPLE_MS * 20);
+    expect(sched.holdMs).toBe(0);
+  });
+
+  it('never holds a frame longer than the ceiling, whatever the load does, and loses nothing', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ client: fc.nat(3), gap: fc.integer({ min: 0, max: 7 }), load: fc.double({ min: 0, max: 1, noNaN: true }) }), { minLength: 1, maxLength: 60 }),
+        async (steps) => {
+          const { sched, clock, load } = setup(0.5);
+          const clients = Array.from({ length: 4 }, () => new TimedClient(clock));
+          /** For each client, when its oldest unsent message was queued. */
+          const oldest: (number | null)[] = clients.map(() => null);
+          const sent = clients.map(() => 0);
+          let n = 0;
+          const observe = () => {
+            clients.forEach((c, i) => {
+              if (c.flushes > sent[i]!) {
+                expect(c.at[c.at.length - 1]! - oldest[i]!).toBeLessThanOrEqual(CEILING);
+                sent[i] = c.flushes;
+                oldest[i] = null;
+              }
+            });
+          };
+          for (const step of steps) {
+            load.value = step.load;
+            // Advance one millisecond at a time, so that each held client's due time is seen.
+            for (let t = 0; t < step.gap; t++) {
+              clock.advance(1);
+              observe();
+            }
+            const c = clients[step.client]!;
+            if (oldest[step.client] === null) oldest[step.client] = clock.now();
+            queue(sched, c, n++);
+            await nextTurn();
+            observe();
+          }
+          clock.advance(CEILING);
+          observe();
+          // Every message arrived, each on its own, in order per client.
+          const total = clients.reduce((s, c) => s + c.sink.decoded().flat().length, 0);
+          expect(total).toBe(n);
+          for (const c of clients) expect(c.outbox.dirty).toBe(false);
+          sched.stop();
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('run() flushes held clients too', async () => {
+    const { sched, clock } = setup(1);
+    const c = new TimedClient(clock);
+    queue(sched, c, 1);
+    await nextTurn();
+    queue(sched, c, 2);
+    expect(c.flushes).toBe(1);
+    sched.run();
+    expect(c.flushes).toBe(2);
   });
 });
