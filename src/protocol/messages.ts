@@ -6,10 +6,12 @@
 export const PROTOCOL_VERSION = 1;
 
 /** Stable error codes carried by `err` and by `ack.err` entries. */
-export type ErrorCode = 'BAD_REQUEST' | 'UNKNOWN_OP' | 'BAD_SYMBOL' | 'LIMIT_EXCEEDED' | 'NOT_ENTITLED' | 'AUTH_INVALID' | 'AUTH_EXPIRED';
+export const ERROR_CODES = ['BAD_REQUEST', 'UNKNOWN_OP', 'BAD_SYMBOL', 'LIMIT_EXCEEDED', 'NOT_ENTITLED', 'AUTH_INVALID', 'AUTH_EXPIRED'] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Stable codes carried by `bye` before a server-initiated close. */
-export type ByeCode = 'LIMIT_EXCEEDED' | 'SLOW_CONSUMER' | 'DRAINING' | 'INTERNAL' | 'AUTH_EXPIRED' | 'IDLE';
+export const BYE_CODES = ['LIMIT_EXCEEDED', 'SLOW_CONSUMER', 'DRAINING', 'INTERNAL', 'AUTH_EXPIRED', 'IDLE'] as const;
+export type ByeCode = (typeof BYE_CODES)[number];
 
 /** WebSocket close code used after each bye code. */
 export const CLOSE_CODE: Record<ByeCode, number> = {
@@ -22,7 +24,8 @@ export const CLOSE_CODE: Record<ByeCode, number> = {
 };
 
 /** Symbol status carried by `stat`. */
-export type SymbolStatus = 'live' | 'stale' | 'unknown';
+export const SYMBOL_STATUSES = ['live', 'stale', 'unknown'] as const;
+export type SymbolStatus = (typeof SYMBOL_STATUSES)[number];
 
 export type RequestId = string | number;
 
@@ -67,6 +70,15 @@ export type ClientRequest =
   | { op: 'ping'; id?: RequestId; ts?: unknown }
   | { op: 'symbols'; id?: RequestId; prefix: string; limit: number | undefined }
   | { op: 'auth'; id?: RequestId; token: string };
+
+/** An operation a client may name in `op`. */
+export type ClientOp = ClientRequest['op'];
+
+// A record over the union: a missing or an extra op is a type error, so the list below follows ClientRequest.
+const OPS = { sub: true, unsub: true, ping: true, auth: true, symbols: true } as const satisfies Record<ClientOp, true>;
+
+/** Every client operation, in the order the protocol documents them. */
+export const CLIENT_OPS = Object.keys(OPS) as readonly ClientOp[];
 
 /** A rejected client message: the reply to send and whether it counts against the client. */
 export interface RequestError {
