@@ -9,7 +9,10 @@
  */
 import { decode as decodeStrict, ExtData } from '@msgpack/msgpack';
 import { Packr } from 'msgpackr';
-import { BOOK_DEPTHS, CHANNELS, DEFAULT_BOOK_DEPTH, type Channel, type ClientRequest, type Position, type RequestError, type RequestId } from './messages.js';
+import { BOOK_DEPTHS, CHANNELS, CLIENT_OPS, DEFAULT_BOOK_DEPTH, type Channel, type ClientRequest, type Position, type RequestError, type RequestId } from './messages.js';
+
+/** `sub, unsub, ping, auth or symbols`, from the one list of ops. */
+const EXPECTED_OPS = `${CLIENT_OPS.slice(0, -1).join(', ')} or ${CLIENT_OPS.at(-1)}`;
 
 // Standard MessagePack only: maps (not msgpackr records), no extensions, the
 // smallest map header, so any decoder (Python msgpack, @msgpack/msgpack) reads it.
@@ -171,7 +174,7 @@ export function decodeRequest(data: ArrayBuffer, isBinary: boolean): ClientReque
       return withId({ op, token });
     }
     default:
-      return fail('UNKNOWN_OP', `unknown op ${JSON.stringify(op.slice(0, 32))} (expected sub, unsub, ping, symbols or auth)`, id);
+      return fail('UNKNOWN_OP', `unknown op ${JSON.stringify(op.slice(0, 32))} (expected ${EXPECTED_OPS})`, id);
   }
 }
 
