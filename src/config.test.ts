@@ -92,11 +92,12 @@ describe('loadConfig defaults', () => {
     });
     expect(cfg.feeds).toEqual([SIM_FEED]);
     expect(cfg.embedded).toEqual({ symbols: 500, ticksPerSec: 2000, seed: 1, books: 50, bookChangesPerSec: 2000, tradesPerSec: 500 });
-    expect(cfg.ws).toEqual({ heartbeatMs: 5000, idleTimeoutSec: 120, maxFrameBytes: 256 * 1024, flushIntervalMs: 0 });
+    expect(cfg.ws).toEqual({ heartbeatMs: 5000, idleTimeoutSec: 120, maxFrameBytes: 256 * 1024, flushIntervalMs: 5, flushAdaptive: true });
     expect(cfg.backpressure).toEqual({
       highWaterBytes: 512 * 1024,
       lowWaterBytes: 128 * 1024,
       maxBufferedBytes: 16 * 1024 * 1024,
+      maxTotalBufferedBytes: 256 * 1024 * 1024,
       slowConsumerMs: 15_000,
       retryMs: 5000,
     });

@@ -29,9 +29,6 @@ import { Subscription, type Subscriber } from './subscription.js';
 /** Connection lifecycle. */
 export type SessionStatus = { state: 'open' } | { state: 'closing'; code: ByeCode } | { state: 'closed' };
 
-/** A socket that can also be cut at once, discarding what it still buffers (uWS `close()`). */
-type AbortableSocket = ClientSocket & { abort?(): void };
-
 const VIOLATION_WINDOW_MS = 10_000;
 
 /** One connected client. */
@@ -113,8 +110,7 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle,
     if (this.status.state === 'closing') {
       // A graceful close keeps the socket's buffer until the client reads it or uWS times it
       // out (about ws.idleTimeoutSec / 2): a budget close cuts a client that is still behind.
-      const abort = this.abortOnClose ? (socket as AbortableSocket).abort : undefined;
-      if (abort !== undefined && socket.bufferedAmount() > ctx.config.backpressure.lowWaterBytes) abort.call(socket);
+      if (this.abortOnClose && socket.abort !== undefined && socket.bufferedAmount() > ctx.config.backpressure.lowWaterBytes) socket.abort();
       else socket.close(CLOSE_CODE[this.status.code], this.status.code);
       return;
     }

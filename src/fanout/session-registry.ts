@@ -1,11 +1,13 @@
 /**
  * The open sessions: ids unique across processes, restarts and worker
- * threads; open and close counts; the periodic sweep (slow consumers,
- * heartbeats, expiry) on the injected clock.
+ * threads; open and close counts; the buffer budget over all of them; the
+ * periodic sweep (slow consumers, heartbeats, expiry, the budget's check) on
+ * the injected clock.
  */
 import { threadId } from 'node:worker_threads';
 import type { Repeating } from '../clock.js';
 import type { ByeCode } from '../protocol/messages.js';
+import { BufferBudget } from './buffer-budget.js';
 import type { ClientSession } from './client-session.js';
 import type { SessionContext } from './session-context.js';
 
@@ -18,9 +20,12 @@ export class SessionRegistry {
   readonly sessions = new Set<ClientSession>();
   private sweepTimer: Repeating | null = null;
   private readonly sidPrefix: string;
+  /** Bytes buffered for all these sessions, against `backpressure.maxTotalBufferedBytes`. */
+  readonly budget: BufferBudget;
 
   constructor(private readonly ctx: Pick<SessionContext, 'clock' | 'config' | 'counters'>) {
     this.sidPrefix = `${process.pid.toString(36)}.${threadId}.${ctx.clock.now().toString(36)}`;
+    this.budget = new BufferBudget(ctx.config.backpressure.maxTotalBufferedBytes, this.sessions);
   }
 
   /** A fresh session id. */
@@ -30,6 +35,7 @@ export class SessionRegistry {
 
   added(session: ClientSession): void {
     this.sessions.add(session);
+    session.budget = this.budget;
     this.ctx.counters.opened++;
   }
 
@@ -47,6 +53,7 @@ export class SessionRegistry {
     this.sweepTimer = clock.every(period, () => {
       const now = clock.now();
       for (const s of this.sessions) s.sweep(now);
+      this.budget.check();
     });
   }
 

@@ -11,6 +11,8 @@ export interface ClientSocket extends FrameSink {
   bufferedAmount(): number;
   /** Closes gracefully with a WebSocket close code, after what is queued. */
   close(code: number, reason: string): void;
+  /** Cuts the connection at once, discarding what is queued (frees the buffer now; the client sees 1006). Optional: test sockets have nothing to free. */
+  abort?(): void;
 }
 
 /** What the transport calls on the session of a connection. */
