@@ -186,7 +186,7 @@ describe('against an in-process gateway', () => {
       a = null;
       if (rec.state !== 'reconnecting') throw new Error('unreachable');
       expect(rec.last.bye).toEqual({ code: 'DRAINING', reason: expect.any(String), retryMs: expect.any(Number) });
-      const retryMs = rec.last.bye!.retryMs;
+      const retryMs = rec.last.bye!.retryMs!;
       expect(retryMs).toBeGreaterThanOrEqual(1000);
       expect(rec.last.code).toBe(1001);
       // At least retryMs, at most half of it again as jitter; the client's own backoff (<= 50 ms) does not apply.

@@ -5,15 +5,17 @@
  * and verified by their checksum (resubscribing on a mismatch), trade
  * prints delivered once each in order and resumed from their position after
  * a reconnect, reconnect with backoff and resubscription, dead-connection
- * detection from heartbeats, and request/reply matching.
+ * detection from heartbeats, request/reply matching, and tokens fetched
+ * (`getToken`) for every connection and refreshed before they expire.
  *
  * Runtime-neutral: it imports nothing from Node.js. Browsers use their own
  * `WebSocket`; Node.js 20 passes the `ws` package as `options.WebSocket`.
  */
 import { Decoder } from '@msgpack/msgpack';
 import { backoffDelay, retryAfterDelay } from './backoff.js';
-import { ConnectError, ProtocolError, RequestError, TickgateError } from './errors.js';
+import { AuthError, ConnectError, ProtocolError, RequestError, TickgateError } from './errors.js';
 import { BOOK_DEPTHS, LocalBook } from './order-book.js';
+import { tokenExpiry } from './token.js';
 import { TradeCursor } from './trade-cursor.js';
 import type {
   AckResult,
@@ -22,6 +24,10 @@ import type {
   BookMismatch,
   BookResync,
   BookUpdate,
+  ByeInfo,
+  Channel,
+  ClientClock,
+  ClientEventMap,
   ClientOptions,
   CloseInfo,
   ConfiguredFields,
@@ -37,6 +43,7 @@ import type {
   TradeGap,
   TradePosition,
   TradeResume,
+  TokenProvider,
   Update,
   WebSocketConstructor,
   WebSocketLike,
@@ -52,6 +59,14 @@ const SUB_CHUNK = 500;
 const CLOSE_HEARTBEAT_TIMEOUT = 4000;
 const CLOSE_CONNECT_TIMEOUT = 4001;
 const CLOSE_PROTOCOL_ERROR = 4002;
+/** Local close code: no usable token, so no connection was attempted. */
+const CLOSE_NO_TOKEN = 4003;
+/**
+ * A token is refreshed in place a quarter of its lifetime before its
+ * expiry, but at most this long before: early enough for a retry or two
+ * if the first refresh fails, late enough not to ask for tokens needlessly.
+ */
+const REFRESH_LEAD_MAX_MS = 30_000;
 /** Default book depth, as the server's when `depth` is absent. */
 const DEFAULT_BOOK_DEPTH = 10;
 /**
@@ -62,7 +77,22 @@ const DEFAULT_BOOK_DEPTH = 10;
 const MAX_BOOK_RESYNCS = 3;
 
 type Msg = Record<string, unknown>;
-type Timer = ReturnType<typeof setTimeout>;
+/** A handle from the client's clock. */
+type Timer = unknown;
+
+/** The runtime's timers. */
+const runtimeClock: ClientClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+/** What staleness tracking needs of a subscription (quote, book or trade). */
+interface Watched {
+  status: SymbolStatus | null;
+  /** Whether a `stale` event was the last one reported; kept across reconnects. */
+  stale: boolean;
+}
 
 /** The acks of one trade `sub` (all its chunks), merged. */
 interface TradeSubResult extends AckResult {
@@ -79,6 +109,7 @@ interface Sym {
   synced: boolean;
   state: SymbolState | null;
   status: SymbolStatus | null;
+  stale: boolean;
 }
 
 /** What the client keeps per subscribed book. */
@@ -91,6 +122,7 @@ interface BookSub {
   /** Mismatches in a row since the last verified message. */
   attempts: number;
   status: SymbolStatus | null;
+  stale: boolean;
 }
 
 interface Pending {
@@ -126,6 +158,17 @@ const isValidSymbol = (s: string): boolean => {
 
 const num = (v: unknown, dflt: number): number => (typeof v === 'number' ? v : dflt);
 
+const isThenable = <T>(v: unknown): v is PromiseLike<T> => typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+
+/** The events `on()` accepts. */
+const EVENTS: ReadonlyArray<keyof ClientEventMap> = ['status', 'update', 'stale', 'bye', 'gap', 'error', 'heartbeat', 'book', 'bookMismatch', 'bookResync', 'trade', 'tradeResume'];
+
+/** The protocol's code for an HTTP 401 whose body the WebSocket library does not show, inferred from the token. */
+function inferAuthCode(token: string | undefined, exp: number | null, now: number): string {
+  if (token === undefined) return 'AUTH_REQUIRED';
+  return exp !== null && exp <= now ? 'AUTH_EXPIRED' : 'AUTH_INVALID';
+}
+
 /** Calls every listener; one that throws is reported asynchronously and does not stop the others or the stream. */
 function emit<A extends unknown[]>(listeners: Array<(...a: A) => void>, ...args: A): void {
   for (let i = 0; i < listeners.length; i++) {
@@ -144,7 +187,8 @@ function rethrowLater(err: unknown): void {
   });
 }
 
-function off<T>(list: T[], fn: T): () => void {
+/** Adds a listener; returns the function that removes it. */
+function listen<T>(list: T[], fn: T): () => void {
   list.push(fn);
   return () => {
     const i = list.indexOf(fn);
@@ -162,6 +206,9 @@ function off<T>(list: T[], fn: T): () => void {
  * await client.subscribe(['AAPL', 'EUR/USD'], { throttleMs: 250 });
  * ```
  *
+ * Typed events: `client.on('status', (s) => ...)`, `'stale'`, `'bye'`,
+ * `'gap'` and the others of {@link ClientEventMap}; `client.off(type, fn)`.
+ *
  * `X` declares the deployment's configured fields (`schema.fields`) for
  * typed access, e.g. `new TickgateClient<{ mark: number; status: string }>(…)`
  * makes `u.state.status` a `string | undefined`. It is a declaration only:
@@ -171,6 +218,27 @@ function off<T>(list: T[], fn: T): () => void {
 export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   private readonly urls: string[];
   private token: string | undefined;
+  private readonly getToken: TokenProvider | undefined;
+  /** Expiry (epoch ms) of `token` when it is a JWT with `exp`, and when it was had (server time, for the refresh lead). */
+  private tokenExp: number | null = null;
+  private tokenFrom = 0;
+  /** The token of the current connection (or attempt); undefined without one. */
+  private usedToken: string | undefined;
+  /** A token the server refused or told us not to come back with (a bye without retryMs): never presented again. */
+  private refusedToken: string | undefined;
+  private refusedCode = 'AUTH_INVALID';
+  /** Server clock minus ours, from `hello.serverTs` (0 until known): a token's expiry is the server's to judge. */
+  private skewMs = 0;
+  /** Counts connection attempts: an async getToken's answer for an abandoned attempt is dropped. */
+  private gen = 0;
+  private refreshTimer: Timer | null = null;
+  /** Failed in-place refreshes in a row. */
+  private refreshFailures = 0;
+  /** Edge trigger: an AuthError was reported and no usable token has been had since. */
+  private authFailing = false;
+  private readonly clock: ClientClock;
+  private readonly random: () => number;
+  private readonly backoff: { initialMs: number; maxMs: number };
   private readonly tokenTransport: 'protocol' | 'query';
   private readonly safeUrls: string[];
   /** Index of the endpoint the next connection attempt uses. */
@@ -179,7 +247,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   /** The endpoint in use (or last tried), without its token. */
   safeUrl: string;
   private readonly WS: WebSocketConstructor | undefined;
-  private readonly reconnect: { initialMs: number; maxMs: number } | null;
+  private readonly reconnect: boolean;
   private readonly retryFirstConnect: boolean;
   private readonly hbMultiplier: number;
   private readonly connectTimeoutMs: number;
@@ -216,20 +284,37 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   private connectTimer: Timer | null = null;
   private reconnectTimer: Timer | null = null;
 
-  private readonly updateListeners: Array<(u: Update<X>) => void> = [];
+  /** Listeners of the typed events; the `onX` methods add to the same lists. */
+  private readonly listeners: { [K in keyof ClientEventMap<X>]: Array<(e: ClientEventMap<X>[K]) => void> } = {
+    status: [],
+    update: [],
+    stale: [],
+    bye: [],
+    gap: [],
+    error: [],
+    heartbeat: [],
+    book: [],
+    bookMismatch: [],
+    bookResync: [],
+    trade: [],
+    tradeResume: [],
+  };
+  private readonly updateListeners = this.listeners.update;
+  private readonly connectionListeners = this.listeners.status;
+  private readonly heartbeatListeners = this.listeners.heartbeat;
+  private readonly errorListeners = this.listeners.error;
+  private readonly bookListeners = this.listeners.book;
+  private readonly bookMismatchListeners = this.listeners.bookMismatch;
+  private readonly bookResyncListeners = this.listeners.bookResync;
+  private readonly tradeListeners = this.listeners.trade;
+  private readonly tradeResumeListeners = this.listeners.tradeResume;
   private readonly statusListeners: Array<(symbol: string, status: SymbolStatus) => void> = [];
-  private readonly connectionListeners: Array<(s: ConnectionStatus) => void> = [];
-  private readonly heartbeatListeners: Array<(hb: Heartbeat) => void> = [];
-  private readonly errorListeners: Array<(e: TickgateError) => void> = [];
-  private readonly bookListeners: Array<(u: BookUpdate) => void> = [];
   private readonly bookStatusListeners: Array<(symbol: string, status: SymbolStatus) => void> = [];
-  private readonly bookMismatchListeners: Array<(m: BookMismatch) => void> = [];
-  private readonly bookResyncListeners: Array<(r: BookResync) => void> = [];
-  private readonly tradeListeners: Array<(t: Trade) => void> = [];
   private readonly tradeGapListeners: Array<(g: TradeGap) => void> = [];
-  private readonly tradeResumeListeners: Array<(r: TradeResume) => void> = [];
   private readonly tradeStatusListeners: Array<(symbol: string, status: SymbolStatus) => void> = [];
   private readonly queues = new Set<UpdateQueue<X>>();
+  /** Stale subscriptions that had data in the frame being read: live again unless a `stat` in the same frame says otherwise. */
+  private readonly liveAgain: Array<{ symbol: string; channel: Channel; w: Watched }> = [];
 
   /** Last round trip measured by `ping()`, milliseconds (NaN before the first). */
   lastRttMs = Number.NaN;
@@ -240,6 +325,8 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     this.urls = [];
     this.safeUrls = [];
     this.token = options.token;
+    this.getToken = options.getToken;
+    if (this.getToken !== undefined && typeof this.getToken !== 'function') throw new TypeError('options.getToken: expected a function returning a token');
     this.tokenTransport = options.tokenTransport ?? 'protocol';
     for (const raw of list) {
       const u = new URL(raw);
@@ -250,7 +337,10 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     this.safeUrl = this.safeUrls[0]!;
     this.WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     const r = options.reconnect;
-    this.reconnect = r === false ? null : { initialMs: r?.initialMs ?? 250, maxMs: r?.maxMs ?? 30_000 };
+    this.reconnect = r !== false;
+    this.backoff = { initialMs: (r === false ? undefined : r?.initialMs) ?? 250, maxMs: (r === false ? undefined : r?.maxMs) ?? 30_000 };
+    this.clock = options.clock ?? runtimeClock;
+    this.random = options.random ?? Math.random;
     this.retryFirstConnect = options.retryFirstConnect ?? false;
     this.hbMultiplier = options.heartbeatMultiplier ?? 3;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
@@ -280,6 +370,8 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       this.everOpened = false;
       this.attempts = 0;
       this.retryFloorMs = null;
+      this.refusedToken = undefined;
+      this.authFailing = false;
       this.open();
     }
     return p;
@@ -305,7 +397,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       }
       const sym = this.syms.get(s);
       if (sym === undefined) {
-        this.syms.set(s, { throttleMs, q: -1, synced: false, state: null, status: null });
+        this.syms.set(s, { throttleMs, q: -1, synced: false, state: null, status: null, stale: false });
         added.push(s);
       } else {
         sym.throttleMs = throttleMs;
@@ -368,7 +460,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     let b = this.books.get(symbol);
     const added = b === undefined;
     if (b === undefined) {
-      b = { depth, throttleMs, book: new LocalBook(symbol, depth), shown: false, attempts: 0, status: null };
+      b = { depth, throttleMs, book: new LocalBook(symbol, depth), shown: false, attempts: 0, status: null, stale: false };
       this.books.set(symbol, b);
     } else {
       b.depth = depth;
@@ -420,22 +512,22 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
 
   /** Every applied and verified `book` and `bupd`. Returns a function that removes the listener. */
   onBook(fn: (u: BookUpdate) => void): () => void {
-    return off(this.bookListeners, fn);
+    return listen(this.bookListeners, fn);
   }
 
   /** Per-book status changes: `stat` with `ch: "book"`, and `live` when a book's first data arrives. */
   onBookStatus(fn: (symbol: string, status: SymbolStatus) => void): () => void {
-    return off(this.bookStatusListeners, fn);
+    return listen(this.bookStatusListeners, fn);
   }
 
   /** A book message that failed its checksum (or its sequence, or its shape); the client resubscribes unless it gave up. */
   onBookMismatch(fn: (m: BookMismatch) => void): () => void {
-    return off(this.bookMismatchListeners, fn);
+    return listen(this.bookMismatchListeners, fn);
   }
 
   /** A fresh book verified after a mismatch. */
   onBookResync(fn: (r: BookResync) => void): () => void {
-    return off(this.bookResyncListeners, fn);
+    return listen(this.bookResyncListeners, fn);
   }
 
   /**
@@ -524,22 +616,22 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
 
   /** Every trade, in order per symbol, each once. Returns a function that removes the listener. */
   onTrade(fn: (t: Trade) => void): () => void {
-    return off(this.tradeListeners, fn);
+    return listen(this.tradeListeners, fn);
   }
 
   /** Trades the gateway lost for this client (`gap`: they left its history while the client was behind). */
   onTradeGap(fn: (g: TradeGap) => void): () => void {
-    return off(this.tradeGapListeners, fn);
+    return listen(this.tradeGapListeners, fn);
   }
 
   /** Every resumed trade subscription (`since`): recovered, or not and why. */
   onTradeResume(fn: (r: TradeResume) => void): () => void {
-    return off(this.tradeResumeListeners, fn);
+    return listen(this.tradeResumeListeners, fn);
   }
 
   /** Per-symbol trade status changes: `stat` with `ch: "trade"`. */
   onTradeStatus(fn: (symbol: string, status: SymbolStatus) => void): () => void {
-    return off(this.tradeStatusListeners, fn);
+    return listen(this.tradeStatusListeners, fn);
   }
 
   /**
@@ -550,15 +642,44 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
    */
   async setToken(token: string): Promise<number | null> {
     this.token = token;
+    if (this.refusedToken !== token) this.refusedToken = undefined;
+    this.tokenExp = tokenExpiry(token);
+    this.tokenFrom = this.serverNow();
     if (this.socket === null || this.hello === null) return null;
     const ack = await this.request('auth', { op: 'auth', token });
-    return typeof ack['exp'] === 'number' ? ack['exp'] : null;
+    const exp = typeof ack['exp'] === 'number' ? ack['exp'] : null;
+    if (this.token === token) {
+      this.tokenExp = exp ?? this.tokenExp;
+      this.planRefresh();
+    }
+    return exp;
+  }
+
+  /**
+   * Adds a listener for one of the typed events ({@link ClientEventMap}):
+   * `status`, `update`, `stale`, `bye`, `gap`, `error`, `heartbeat`, `book`,
+   * `bookMismatch`, `bookResync`, `trade`, `tradeResume`. Returns a
+   * function that removes it, as `off(type, fn)` does.
+   */
+  on<K extends keyof ClientEventMap<X>>(type: K, fn: (event: ClientEventMap<X>[K]) => void): () => void {
+    const list = this.listeners[type];
+    if (list === undefined) throw new TypeError(`on(${String(type)}): expected one of ${EVENTS.join(', ')}`);
+    if (typeof fn !== 'function') throw new TypeError(`on(${String(type)}): expected a listener function`);
+    return listen(list, fn);
+  }
+
+  /** Removes a listener added with `on` (or with the matching `onX` method). */
+  off<K extends keyof ClientEventMap<X>>(type: K, fn: (event: ClientEventMap<X>[K]) => void): void {
+    const list = this.listeners[type];
+    if (list === undefined) throw new TypeError(`off(${String(type)}): expected one of ${EVENTS.join(', ')}`);
+    const i = list.indexOf(fn);
+    if (i >= 0) list.splice(i, 1);
   }
 
   /** Round trip to the server and back, milliseconds. */
   async ping(): Promise<number> {
     const t0 = performance.now();
-    await this.request('ping', { op: 'ping', ts: Date.now() });
+    await this.request('ping', { op: 'ping', ts: this.clock.now() });
     this.lastRttMs = performance.now() - t0;
     return this.lastRttMs;
   }
@@ -590,46 +711,60 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
 
   /** Every applied snap and upd. Returns a function that removes the listener. */
   onUpdate(fn: (u: Update<X>) => void): () => void {
-    return off(this.updateListeners, fn);
+    return listen(this.updateListeners, fn);
   }
 
   /** Per-symbol status changes (`stat`, and `live` when a symbol's first data arrives). */
   onStatus(fn: (symbol: string, status: SymbolStatus) => void): () => void {
-    return off(this.statusListeners, fn);
+    return listen(this.statusListeners, fn);
   }
 
   /** Connection status changes. */
   onConnection(fn: (s: ConnectionStatus) => void): () => void {
-    return off(this.connectionListeners, fn);
+    return listen(this.connectionListeners, fn);
   }
 
   /** Server heartbeats, with this client's backlog on the server. */
   onHeartbeat(fn: (hb: Heartbeat) => void): () => void {
-    return off(this.heartbeatListeners, fn);
+    return listen(this.heartbeatListeners, fn);
   }
 
   /** Errors not tied to a call: an `err` without a matching request, a protocol violation before a reconnect. */
   onError(fn: (e: TickgateError) => void): () => void {
-    return off(this.errorListeners, fn);
+    return listen(this.errorListeners, fn);
   }
 
   /**
-   * Updates as an async iterator, ending when the client is closed. A reader
-   * that falls behind gets pending updates merged per symbol rather than an
+   * Updates as an async iterator, ending when the client is closed. It
+   * yields the current state of every subscribed symbol first, as a
+   * snapshot (`snapshot: true`, `changed` = the whole state), then live
+   * updates: a `snap` that arrived before the call (for instance in the
+   * frame of the `sub` ack) is not missed. A symbol whose snapshot has not
+   * arrived yet on this connection gets it when it does. A reader that
+   * falls behind gets pending updates merged per symbol rather than an
    * ever-growing queue (`n` counts the merged messages).
    */
   updates(): AsyncIterableIterator<Update<X>> {
     const q = new UpdateQueue<X>((done) => this.queues.delete(done));
-    if (this.stopped && this._status.state === 'closed' && this.everOpened) q.end();
-    else this.queues.add(q);
+    if (this.stopped && this._status.state === 'closed' && this.everOpened) {
+      q.end();
+      return q;
+    }
+    for (const [symbol, sym] of this.syms) {
+      if (!sym.synced || sym.state === null) continue;
+      q.push({ symbol, state: sym.state, changed: sym.state, q: sym.q, snapshot: true } as Update as Update<X>);
+    }
+    this.queues.add(q);
     return q;
   }
 
   /** Closes the connection for good (until the next `connect()`); resolves once the socket is closed. */
   close(): Promise<void> {
     this.stopped = true;
+    this.gen++;
     this.clearTimers();
-    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.cancelRefresh();
+    if (this.reconnectTimer !== null) this.clock.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     const ws = this.socket;
     this.socket = null;
@@ -643,12 +778,12 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     return new Promise((resolve) => {
       detach(ws);
       const done = (): void => {
-        clearTimeout(t);
+        this.clock.clearTimeout(t);
         ws.onclose = null;
         resolve();
       };
       // A dead peer never completes the close handshake: give it a moment, then cut.
-      const t = setTimeout(() => {
+      const t = this.clock.setTimeout(() => {
         terminate(ws);
         done();
       }, 1000);
@@ -677,22 +812,95 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       this.setStatus({ state: 'closed', reason: e.message, error: e });
       return;
     }
+    const gen = ++this.gen;
+    // The attempt, getToken included, must reach hello in time.
+    this.connectTimer = this.clock.setTimeout(() => {
+      this.connectTimer = null;
+      if (this.socket !== null) {
+        this.fail({ code: CLOSE_CONNECT_TIMEOUT, reason: `no hello within ${this.connectTimeoutMs} ms` }, true);
+        return;
+      }
+      this.gen++;
+      this.noToken('AUTH_REQUIRED', `getToken did not answer within ${this.connectTimeoutMs} ms`);
+    }, this.connectTimeoutMs);
+    if (this.getToken === undefined) {
+      this.dial(this.token);
+      return;
+    }
+    let got: ReturnType<TokenProvider>;
+    try {
+      got = this.getToken();
+    } catch (cause) {
+      this.noToken('AUTH_REQUIRED', `getToken threw: ${(cause as Error)?.message ?? String(cause)}`, cause);
+      return;
+    }
+    if (!isThenable<string | null | undefined>(got)) {
+      this.dial(got ?? undefined);
+      return;
+    }
+    got.then(
+      (t) => {
+        if (gen === this.gen && !this.stopped && this.socket === null) this.dial(t ?? undefined);
+      },
+      (cause: unknown) => {
+        if (gen === this.gen && !this.stopped && this.socket === null) this.noToken('AUTH_REQUIRED', `getToken failed: ${(cause as Error)?.message ?? String(cause)}`, cause);
+      },
+    );
+  }
+
+  /**
+   * Why `token` must not be presented, or null when it may: absent from
+   * getToken, refused before, or (a JWT) past its `exp` by the server's clock.
+   */
+  private tokenProblem(token: unknown): { code: string; message: string } | null {
+    if (token === undefined && this.getToken === undefined) return null;
+    if (typeof token !== 'string' || token === '') return { code: 'AUTH_REQUIRED', message: 'getToken returned no token' };
+    if (token === this.refusedToken) return { code: this.refusedCode, message: `the token was refused (${this.refusedCode}) and no fresh one was had` };
+    const exp = tokenExpiry(token);
+    if (exp !== null && exp <= this.serverNow()) return { code: 'AUTH_EXPIRED', message: `the token expired at ${new Date(exp).toISOString()}` };
+    return null;
+  }
+
+  /** Server time as best known: the clock a token's `exp` is judged by. */
+  private serverNow(): number {
+    return this.clock.now() + this.skewMs;
+  }
+
+  /** No usable token for this attempt: it fails without connecting, so a bad token never reaches the server. */
+  private noToken(code: string, message: string, cause?: unknown): void {
+    const error = new AuthError(code, `cannot connect to ${this.safeUrl}: ${message}`, this.safeUrl, { cause });
+    this.dropped({ code: CLOSE_NO_TOKEN, reason: `${code}: ${message}`, error });
+  }
+
+  /** Opens the socket with `token` (undefined: none), once it is known to be usable. */
+  private dial(token: string | undefined): void {
+    const problem = this.tokenProblem(token);
+    if (problem !== null) {
+      this.noToken(problem.code, problem.message);
+      return;
+    }
+    if (token !== undefined && token !== this.usedToken) {
+      this.tokenExp = tokenExpiry(token);
+      this.tokenFrom = this.serverNow();
+    }
+    this.token = token;
+    this.usedToken = token;
     const i = this.nextUrl++ % this.urls.length;
     this.safeUrl = this.safeUrls[i]!;
     let ws: WebSocketLike;
     let url = this.urls[i]!;
     let protocols: string[] | undefined;
-    if (this.token !== undefined) {
+    if (token !== undefined) {
       if (this.tokenTransport === 'query') {
         const u = new URL(url);
-        u.searchParams.set('token', this.token);
+        u.searchParams.set('token', token);
         url = u.toString();
       } else {
-        protocols = ['tickgate.v1', `bearer.${this.token}`];
+        protocols = ['tickgate.v1', `bearer.${token}`];
       }
     }
     try {
-      ws = protocols === undefined ? new this.WS(url) : new this.WS(url, protocols);
+      ws = protocols === undefined ? new this.WS!(url) : new this.WS!(url, protocols);
     } catch (cause) {
       this.dropped({ code: 1006, reason: 'cannot create socket', error: new ConnectError(`cannot connect to ${this.safeUrl}: ${(cause as Error).message}`, this.safeUrl, { cause }) });
       return;
@@ -709,9 +917,6 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     ws.onclose = (ev: CloseLike) => {
       if (this.socket === ws) this.onSocketClose(ev);
     };
-    this.connectTimer = setTimeout(() => {
-      this.fail({ code: CLOSE_CONNECT_TIMEOUT, reason: `no hello within ${this.connectTimeoutMs} ms` }, true);
-    }, this.connectTimeoutMs);
   }
 
   private onSocketClose(ev: CloseLike): void {
@@ -720,7 +925,15 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     if (this.hello === null) {
       const e = this.lastError;
       const detail = e?.error?.code ?? e?.error?.message ?? e?.message ?? `connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`;
-      info.error = new ConnectError(`cannot connect to ${this.safeUrl}: ${detail}`, this.safeUrl, { cause: e?.error ?? e ?? undefined });
+      // The `ws` package names a refused upgrade's status; browsers show nothing.
+      const http = /Unexpected server response: (\d{3})/.exec(e?.error?.message ?? e?.message ?? '');
+      if (http !== null) info.httpStatus = Number(http[1]);
+      if (info.httpStatus === 401) {
+        const code = inferAuthCode(this.usedToken, this.tokenExp, this.serverNow());
+        info.error = new AuthError(code, `cannot connect to ${this.safeUrl}: HTTP 401 (${code})`, this.safeUrl, { cause: e?.error ?? e ?? undefined });
+      } else {
+        info.error = new ConnectError(`cannot connect to ${this.safeUrl}: ${detail}`, this.safeUrl, { cause: e?.error ?? e ?? undefined });
+      }
     }
     this.socket = null;
     this.dropped(info);
@@ -744,33 +957,71 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     this.dropped(info);
   }
 
+  /**
+   * What a close says about the credentials: an AuthError when they were
+   * refused, expired or unusable; a ConnectError for another bye without
+   * retryMs (the server's rule: the same credentials will not do); else null.
+   */
+  private credentialFailure(info: CloseInfo): ConnectError | null {
+    if (info.error instanceof AuthError) return info.error;
+    const bye = info.bye;
+    if (bye === undefined) return null;
+    if (bye.code.startsWith('AUTH_')) return new AuthError(bye.code, `${this.safeUrl}: bye ${bye.code}: ${bye.reason}`, this.safeUrl);
+    if (bye.retryMs === undefined) return new ConnectError(`${this.safeUrl}: bye ${bye.code} without retryMs (${bye.reason}): reconnecting with the same credentials would not succeed`, this.safeUrl);
+    return null;
+  }
+
   /** The connection is gone: settle what waited on it, then reconnect or stop. */
   private dropped(info: CloseInfo): void {
     this.clearTimers();
+    this.cancelRefresh();
     const wasOpen = this.hello !== null;
     this.hello = null;
     this.failPending(new ConnectError(`connection to ${this.safeUrl} lost: ${info.reason || `code ${info.code}`}`, this.safeUrl, { cause: info.error }));
     if (this.stopped) return;
     if (info.error !== undefined && wasOpen) emit(this.errorListeners, info.error);
-    // A server that speaks another protocol from the start will not change its mind.
-    const terminal = info.error instanceof ProtocolError && !wasOpen;
-    if (this.reconnect === null || terminal || (!this.everOpened && !this.retryFirstConnect)) {
+    const auth = this.credentialFailure(info);
+    // A token the server turned down (not one we held back ourselves) is not offered again.
+    if (auth !== null && info.code !== CLOSE_NO_TOKEN) {
+      this.refusedToken = this.usedToken;
+      this.refusedCode = auth instanceof AuthError ? auth.code : (info.bye?.code ?? 'AUTH_INVALID');
+    }
+    // A server that speaks another protocol from the start will not change its mind,
+    // and without getToken there is no other credential to try.
+    const terminal = (info.error instanceof ProtocolError && !wasOpen) || (auth !== null && this.getToken === undefined);
+    if (!this.reconnect || terminal || (!this.everOpened && !this.retryFirstConnect)) {
       this.stopped = true;
-      const error = info.error ?? new ConnectError(`connection to ${this.safeUrl} closed: ${info.reason || `code ${info.code}`}`, this.safeUrl);
+      let error = auth ?? info.error ?? new ConnectError(`connection to ${this.safeUrl} closed: ${info.reason || `code ${info.code}`}`, this.safeUrl);
+      let reason = info.bye !== undefined ? `bye ${info.bye.code}: ${info.bye.reason}` : info.reason || `code ${info.code}`;
+      if (auth instanceof AuthError && this.getToken === undefined && this.everOpened) {
+        reason = `${auth.code}: ${reason}; no getToken to fetch a fresh token`;
+        error = new AuthError(auth.code, `${auth.message}; no getToken to fetch a fresh token, not reconnecting`, this.safeUrl, { cause: auth.cause });
+      } else if (auth !== null && this.getToken === undefined) {
+        reason = `${reason}; not reconnecting: the server sent no retryMs`;
+      }
       this.rejectOpenWaiters(error);
-      this.setStatus({ state: 'closed', reason: info.reason || `code ${info.code}`, error });
+      this.setStatus({ state: 'closed', reason, error });
       for (const q of [...this.queues]) q.end();
       return;
     }
+    if (auth !== null) this.authFailed(auth);
     const next = this.attempts + 1;
-    const { initialMs, maxMs } = this.reconnect;
+    const { initialMs, maxMs } = this.backoff;
     const floor = this.retryFloorMs;
-    const delayMs = floor !== null ? retryAfterDelay(floor, next, initialMs, maxMs) : backoffDelay(next, initialMs, maxMs);
-    this.setStatus({ state: 'reconnecting', attempt: next, delayMs, last: info });
-    this.reconnectTimer = setTimeout(() => {
+    const delayMs = floor !== null ? retryAfterDelay(floor, next, initialMs, maxMs, this.random) : backoffDelay(next, initialMs, maxMs, this.random);
+    const reason = info.bye !== undefined ? `bye ${info.bye.code}: ${info.bye.reason}` : info.reason || `code ${info.code}`;
+    this.setStatus({ state: 'reconnecting', attempt: next, delayMs, reason, last: info });
+    this.reconnectTimer = this.clock.setTimeout(() => {
       this.reconnectTimer = null;
       if (!this.stopped) this.open();
     }, delayMs);
+  }
+
+  /** Reports a credential failure once per run of them: the next usable token re-arms it. */
+  private authFailed(e: TickgateError): void {
+    if (this.authFailing) return;
+    this.authFailing = true;
+    emit(this.errorListeners, e);
   }
 
   private onHello(m: Msg): void {
@@ -790,26 +1041,116 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
         maxMessagesPerSec: num(limits['maxMessagesPerSec'], Infinity),
       },
     };
-    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    if (this.connectTimer !== null) this.clock.clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.hello = hello;
     this.attempts = 0;
     this.retryFloorMs = null;
     this.everOpened = true;
+    this.authFailing = false;
+    if (hello.serverTs > 0) this.skewMs = hello.serverTs - this.clock.now();
     // Any frame is a sign of life; checked a few times per allowed silence.
     const deadMs = hello.hbMs * this.hbMultiplier;
-    this.hbTimer = setInterval(() => {
-      const silent = Date.now() - this.lastFrameAt;
+    const everyMs = Math.max(20, Math.floor(deadMs / 4));
+    const check = (): void => {
+      this.hbTimer = null;
+      const silent = this.clock.now() - this.lastFrameAt;
       if (silent > deadMs) {
         const reason = `no frame for ${silent} ms (heartbeat every ${hello.hbMs} ms)`;
         this.fail({ code: CLOSE_HEARTBEAT_TIMEOUT, reason, error: new ConnectError(`connection to ${this.safeUrl} is dead: ${reason}`, this.safeUrl) });
+        return;
       }
-    }, Math.max(20, Math.floor(deadMs / 4)));
+      this.hbTimer = this.clock.setTimeout(check, everyMs);
+    };
+    this.hbTimer = this.clock.setTimeout(check, everyMs);
     this.resubscribe();
+    this.planRefresh();
     this.setStatus({ state: 'open', hello });
     const waiters = this.openWaiters;
     this.openWaiters = [];
     for (const w of waiters) w.resolve(hello);
+  }
+
+  // ---- token refresh in place ----
+
+  /** With getToken and a token that expires: refreshes it (`op: auth`) ahead of its expiry, on this connection. */
+  private planRefresh(): void {
+    this.cancelRefresh();
+    if (this.getToken === undefined || this.hello === null || this.tokenExp === null) return;
+    const lead = Math.min(REFRESH_LEAD_MAX_MS, Math.max(0, (this.tokenExp - this.tokenFrom) / 4));
+    this.armRefresh(Math.max(0, this.tokenExp - lead - this.serverNow()));
+  }
+
+  private armRefresh(delayMs: number): void {
+    this.cancelRefresh();
+    const gen = this.gen;
+    this.refreshTimer = this.clock.setTimeout(() => {
+      this.refreshTimer = null;
+      void this.refresh(gen);
+    }, delayMs);
+  }
+
+  private cancelRefresh(): void {
+    if (this.refreshTimer !== null) this.clock.clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+  }
+
+  /** Fetches a token and presents it with `auth`; on failure tries again with backoff while the current one lasts. */
+  private async refresh(gen: number): Promise<void> {
+    const current = (): boolean => gen === this.gen && this.hello !== null && !this.stopped;
+    let token: unknown;
+    try {
+      token = await this.getToken!();
+    } catch (cause) {
+      if (current()) this.refreshFailed(new AuthError('AUTH_REQUIRED', `token refresh: getToken failed: ${(cause as Error)?.message ?? String(cause)}`, this.safeUrl, { cause }));
+      return;
+    }
+    if (!current()) return;
+    const problem = this.tokenProblem(token);
+    if (problem !== null) {
+      this.refreshFailed(new AuthError(problem.code, `token refresh: ${problem.message}`, this.safeUrl));
+      return;
+    }
+    const fresh = token as string;
+    if (fresh === this.token) {
+      this.refreshFailed(new AuthError('AUTH_EXPIRED', `token refresh: getToken returned the token in use, which expires at ${new Date(this.tokenExp!).toISOString()}`, this.safeUrl));
+      return;
+    }
+    let ack: Msg;
+    try {
+      ack = await this.request('auth', { op: 'auth', token: fresh });
+    } catch (e) {
+      if (!current()) return;
+      if (e instanceof RequestError && e.code.startsWith('AUTH_')) {
+        this.refusedToken = fresh;
+        this.refusedCode = e.code;
+        this.refreshFailed(new AuthError(e.code, `token refresh: ${e.message}`, this.safeUrl, { cause: e }));
+      } else if (!(e instanceof ConnectError)) {
+        this.refreshFailed(new AuthError('AUTH_INVALID', `token refresh: ${(e as Error).message}`, this.safeUrl, { cause: e }));
+      }
+      return;
+    }
+    if (!current()) return;
+    this.token = fresh;
+    this.usedToken = fresh;
+    this.tokenExp = typeof ack['exp'] === 'number' ? ack['exp'] : tokenExpiry(fresh);
+    this.tokenFrom = this.serverNow();
+    this.refreshFailures = 0;
+    this.authFailing = false;
+    const dropped = toAck(ack).err;
+    if (dropped.length > 0) {
+      emit(this.errorListeners, new RequestError('NOT_ENTITLED', `auth: the fresh token no longer covers ${dropped.map((d) => d.symbol).join(', ')}; the server unsubscribed them`, 'auth'));
+    }
+    this.planRefresh();
+  }
+
+  /** A refresh failed: report it (once per run) and try again after a backoff, if the current token outlasts it. */
+  private refreshFailed(e: AuthError): void {
+    this.authFailed(e);
+    this.refreshFailures++;
+    const delayMs = backoffDelay(this.refreshFailures, this.backoff.initialMs, this.backoff.maxMs, this.random);
+    // Past the expiry the server ends the session, and the reconnect asks getToken again.
+    if (this.tokenExp !== null && this.serverNow() + delayMs < this.tokenExp) this.armRefresh(delayMs);
   }
 
   /** Renews every subscription on a new connection, one `sub` per throttle interval; q restarts, so state waits for fresh snaps. */
@@ -932,6 +1273,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       const r = typeof rec === 'object' && rec !== null && Object.hasOwn(rec, s) ? (rec as Msg)[s] : undefined;
       const resume = x.cursor.acked(at, x.since, typeof r === 'boolean' ? r : undefined);
       if (resume !== null) emit(this.tradeResumeListeners, resume);
+      if (x.cursor.stale) this.dataWhileStale(s, 'trade', x.cursor);
     }
   }
 
@@ -988,7 +1330,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     const id = this.nextId++;
     req['id'] = id;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.pending.delete(id);
         reject(new RequestError('TIMEOUT', `${op}: no reply within ${this.requestTimeoutMs} ms`, op));
       }, this.requestTimeoutMs);
@@ -996,7 +1338,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       try {
         ws.send(JSON.stringify(req));
       } catch (cause) {
-        clearTimeout(timer);
+        this.clock.clearTimeout(timer);
         this.pending.delete(id);
         reject(new ConnectError(`cannot send to ${this.safeUrl}`, this.safeUrl, { cause }));
       }
@@ -1010,7 +1352,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   // ---- incoming frames ----
 
   private onFrame(data: unknown): void {
-    this.lastFrameAt = Date.now();
+    this.lastFrameAt = this.clock.now();
     if (typeof data === 'string') {
       this.protocolError('server sent a text frame; v1 servers send binary MessagePack frames');
       return;
@@ -1030,7 +1372,34 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       const m = frame[i] as unknown;
       if (typeof m === 'object' && m !== null) this.onMessage(m as Msg);
       // The socket may have been left while handling this frame (bye, bad hello).
-      if (this.socket === null) return;
+      if (this.socket === null) break;
+    }
+    if (this.liveAgain.length > 0) this.settleLive();
+  }
+
+  /** A subscription's `stat`: reported as a `stale` event when it enters or leaves `stale`. */
+  private staleStat(symbol: string, channel: Channel, w: Watched, st: SymbolStatus): void {
+    if (st === 'stale' ? w.stale : !w.stale || st !== 'live') return;
+    w.stale = st === 'stale';
+    emit(this.listeners.stale, { symbol, channel, stale: w.stale });
+  }
+
+  /**
+   * Data for a subscription last reported stale: after a reconnect no `stat`
+   * `live` comes (a symbol without `stat` after its data is live), so it is
+   * live again, unless a `stat` `stale` in the same frame follows its data.
+   */
+  private dataWhileStale(symbol: string, channel: Channel, w: Watched): void {
+    this.liveAgain.push({ symbol, channel, w });
+  }
+
+  private settleLive(): void {
+    const list = this.liveAgain.splice(0);
+    for (const { symbol, channel, w } of list) {
+      const current = channel === 'quote' ? this.syms.get(symbol) : channel === 'book' ? this.books.get(symbol) : this.trades.get(symbol);
+      if (current !== w || !w.stale || w.status === 'stale') continue;
+      w.stale = false;
+      emit(this.listeners.stale, { symbol, channel, stale: false });
     }
   }
 
@@ -1066,20 +1435,25 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
         const msg = typeof m['msg'] === 'string' ? m['msg'] : '';
         const p = typeof m['id'] === 'number' ? this.pending.get(m['id']) : undefined;
         const e = new RequestError(code, `${p?.op ?? 'request'}: ${code}: ${msg}`, p?.op ?? '');
-        if (!this.reply(m, e)) emit(this.errorListeners, e);
+        if (this.reply(m, e)) return;
+        emit(this.errorListeners, e);
+        // The server doubts the credentials: fetch fresh ones now rather than at the planned time.
+        if (code.startsWith('AUTH_') && this.getToken !== undefined && this.hello !== null) this.armRefresh(0);
         return;
       }
       case 'hello':
         this.onHello(m);
         return;
-      case 'bye':
-        this.bye = {
-          code: String(m['code']),
-          reason: typeof m['reason'] === 'string' ? m['reason'] : '',
-          retryMs: Math.max(0, num(m['retryMs'], 0)),
-        };
-        this.retryFloorMs = this.bye.retryMs;
+      case 'bye': {
+        const bye: ByeInfo = { code: String(m['code']), reason: typeof m['reason'] === 'string' ? m['reason'] : '' };
+        const retryMs = m['retryMs'];
+        if (typeof retryMs === 'number' && Number.isFinite(retryMs)) bye.retryMs = Math.max(0, retryMs);
+        this.bye = bye;
+        // A credential bye is answered with a fresh token, not by waiting.
+        if (bye.retryMs !== undefined && !bye.code.startsWith('AUTH_')) this.retryFloorMs = bye.retryMs;
+        emit(this.listeners.bye, bye);
         return;
+      }
       default:
       // A newer server's message type: ignored, as the protocol requires.
     }
@@ -1113,6 +1487,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       sym.status = 'live';
       if (this.statusListeners.length > 0) emit(this.statusListeners, s, 'live' as SymbolStatus);
     }
+    if (sym.stale) this.dataWhileStale(s, 'quote', sym);
     if (this.updateListeners.length === 0 && this.queues.size === 0) return;
     // X is the user's declaration of these same objects: a cast, no copy.
     const u = { symbol: s, state, changed: fields, q, snapshot } as Update as Update<X>;
@@ -1146,7 +1521,10 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     } else {
       // Waiting for a fresh book: changes cannot be applied to a window known to be wrong.
       if (!book.synced) return;
-      if (q !== book.q + 1) return this.bookMismatch(s, b, q, { reason: 'sequence', expected: book.q + 1 });
+      if (q !== book.q + 1) {
+        emit(this.listeners.gap, { symbol: s, channel: 'book', expected: book.q + 1, q });
+        return this.bookMismatch(s, b, q, { reason: 'sequence', expected: book.q + 1 });
+      }
       if (typeof cs !== 'number' || !book.apply(bids, asks, q)) return this.bookMismatch(s, b, q, { reason: 'malformed' });
     }
     const actual = book.checksum();
@@ -1162,6 +1540,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       b.status = 'live';
       emit(this.bookStatusListeners, s, 'live' as SymbolStatus);
     }
+    if (b.stale) this.dataWhileStale(s, 'book', b);
     if (this.bookListeners.length === 0) return;
     const changed = snapshot ? { bids: book.bids, asks: book.asks } : { bids: (bids as BookUpdate['changed']['bids'] | undefined) ?? [], asks: (asks as BookUpdate['changed']['asks'] | undefined) ?? [] };
     emit(this.bookListeners, { symbol: s, book, q, snapshot, changed });
@@ -1189,6 +1568,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     const t = this.trades.get(s);
     // Unsubscribed (the server may still send until its ack), before the ack, or a duplicate.
     if (t === undefined || !t.accept(q)) return;
+    if (t.stale) this.dataWhileStale(s, 'trade', t);
     if (this.tradeListeners.length === 0) return;
     const trade: Trade = { symbol: s, e: t.epoch!, q, px, sz };
     const side = m['side'];
@@ -1208,7 +1588,9 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     const t = this.trades.get(s);
     if (t === undefined) return;
     const lost = t.gap(from, to);
-    if (lost !== null) emit(this.tradeGapListeners, { symbol: s, e: t.epoch!, from: lost.from, to: lost.to });
+    if (lost === null) return;
+    emit(this.tradeGapListeners, { symbol: s, e: t.epoch!, from: lost.from, to: lost.to });
+    emit(this.listeners.gap, { symbol: s, channel: 'trade', e: t.epoch!, from: lost.from, to: lost.to });
   }
 
   private onStat(m: Msg): void {
@@ -1220,6 +1602,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       if (t === undefined || t.status === st) return;
       t.status = st;
       emit(this.tradeStatusListeners, s, st);
+      this.staleStat(s, 'trade', t, st);
       return;
     }
     if (m['ch'] === 'book') {
@@ -1227,6 +1610,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
       if (b === undefined || b.status === st) return;
       b.status = st;
       emit(this.bookStatusListeners, s, st);
+      this.staleStat(s, 'book', b, st);
       return;
     }
     // Another channel's status is not the quote's.
@@ -1235,6 +1619,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     if (sym === undefined || sym.status === st) return;
     sym.status = st;
     emit(this.statusListeners, s, st);
+    this.staleStat(s, 'quote', sym, st);
   }
 
   /** Settles the request a reply answers; false when none waits for it. */
@@ -1244,7 +1629,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     const p = this.pending.get(id);
     if (p === undefined) return false;
     this.pending.delete(id);
-    clearTimeout(p.timer);
+    this.clock.clearTimeout(p.timer);
     if (error !== null) {
       p.reject(error);
     } else {
@@ -1267,8 +1652,8 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   }
 
   private clearTimers(): void {
-    if (this.hbTimer !== null) clearInterval(this.hbTimer);
-    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    if (this.hbTimer !== null) this.clock.clearTimeout(this.hbTimer);
+    if (this.connectTimer !== null) this.clock.clearTimeout(this.connectTimer);
     this.hbTimer = null;
     this.connectTimer = null;
   }
@@ -1278,7 +1663,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     const all = [...this.pending.values()];
     this.pending.clear();
     for (const p of all) {
-      clearTimeout(p.timer);
+      this.clock.clearTimeout(p.timer);
       p.reject(err);
     }
   }

@@ -47,3 +47,24 @@ export class RequestError extends TickgateError {
     super(message, options);
   }
 }
+
+/**
+ * The credentials were refused or could not be had. `code` is the
+ * protocol's (`AUTH_REQUIRED`, `AUTH_INVALID`, `AUTH_EXPIRED`): from the
+ * server's `bye` or `err`, from the local check of a JWT's `exp` (the client
+ * does not connect with a token it knows has expired), or inferred from an
+ * HTTP 401 on the upgrade (expired if the token's `exp` says so, required
+ * without a token, invalid otherwise). A ConnectError, since the connection
+ * cannot be opened (or kept) without valid credentials.
+ */
+export class AuthError extends ConnectError {
+  override name = 'AuthError';
+  constructor(
+    readonly code: string,
+    message: string,
+    url: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, url, options);
+  }
+}

@@ -5,10 +5,12 @@
  * import WebSocket from 'ws'; // Node.js 20 only; browsers have their own
  * import { TickgateClient } from 'tickgate/client';
  *
- * const client = new TickgateClient({ url: 'ws://127.0.0.1:8080/v1/stream', WebSocket });
+ * const client = new TickgateClient({ url: 'ws://127.0.0.1:8080/v1/stream', WebSocket, getToken: () => fetchToken() });
+ * client.on('status', (s) => console.log(s.state));
  * await client.connect();
  * await client.subscribe(['AAPL', 'EUR/USD']);
- * for await (const u of client.updates()) console.log(u.symbol, u.q, u.state.bid, u.state.ask);
+ * // Each symbol's current state first (snapshot: true), then live updates.
+ * for await (const u of client.updates()) console.log(u.symbol, u.q, u.snapshot, u.state.bid, u.state.ask);
  * ```
  *
  * Order books, kept and checksum-verified by the client:
@@ -23,7 +25,7 @@
  * `new TickgateClient<{ mark: number; status: string }>(...)` gives `u.state.mark: number | undefined`.
  */
 export { TickgateClient, PROTOCOL_VERSION } from './client.js';
-export { TickgateError, ConnectError, ProtocolError, RequestError } from './errors.js';
+export { TickgateError, ConnectError, AuthError, ProtocolError, RequestError } from './errors.js';
 export { backoffDelay, retryAfterDelay } from './backoff.js';
 export type {
   AckResult,
@@ -33,16 +35,23 @@ export type {
   BookMismatch,
   BookResync,
   BookUpdate,
+  ByeInfo,
+  Channel,
+  ClientClock,
+  ClientEventMap,
+  ClientListener,
   ClientOptions,
   CloseInfo,
   ConfiguredFields,
   ConnectionStatus,
   Field,
   FieldValue,
+  GapEvent,
   Heartbeat,
   OrderBook,
   ReconnectOptions,
   ServerHello,
+  StaleEvent,
   SymbolList,
   SymbolState,
   SymbolStatus,
@@ -50,6 +59,7 @@ export type {
   TradeAck,
   TradeGap,
   TradePosition,
+  TokenProvider,
   TradeResume,
   Update,
   WebSocketConstructor,

@@ -20,6 +20,8 @@ export class TradeCursor {
   /** Epoch of this connection's ack; null until it arrives, and trades before it are not placed. */
   epoch: string | null = null;
   status: SymbolStatus | null = null;
+  /** Whether a `stale` event was the last one reported; kept across reconnects. */
+  stale = false;
   /** Trades dropped as at or below the position (counted; the gateway should send none). */
   duplicates = 0;
 

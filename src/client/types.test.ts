@@ -3,9 +3,9 @@
  * tsconfig.json` (part of `npm test`); at run time they only confirm the
  * file loads.
  */
-import { describe, expectTypeOf, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import WebSocket from 'ws';
-import { TickgateClient, type ConfiguredFields, type SymbolState, type Update } from './index.js';
+import { TickgateClient, type ConfiguredFields, type ConnectionStatus, type GapEvent, type StaleEvent, type SymbolState, type TokenProvider, type Update } from './index.js';
 
 const options = { url: 'ws://127.0.0.1:1/v1/stream', WebSocket };
 
@@ -47,5 +47,39 @@ describe('configured fields', () => {
     new TickgateClient<{ bid: string }>(options);
     // @ts-expect-error values are numbers or strings
     new TickgateClient<{ mark: Date }>(options);
+  });
+});
+
+describe('typed events', () => {
+  it('types each listener by its event, status as a union on state', () => {
+    const client = new TickgateClient<{ mark: number }>(options);
+    const off = client.on('status', (s) => {
+      expectTypeOf(s).toEqualTypeOf<ConnectionStatus>();
+      if (s.state === 'reconnecting') {
+        expectTypeOf(s.delayMs).toEqualTypeOf<number>();
+        expectTypeOf(s.reason).toEqualTypeOf<string>();
+      }
+      if (s.state === 'closed') expectTypeOf(s.reason).toEqualTypeOf<string>();
+    });
+    expectTypeOf(off).toEqualTypeOf<() => void>();
+    client.on('stale', (e) => expectTypeOf(e).toEqualTypeOf<StaleEvent>());
+    client.on('bye', (b) => expectTypeOf(b.retryMs).toEqualTypeOf<number | undefined>());
+    client.on('gap', (g) => {
+      if (g.channel === 'trade') expectTypeOf(g.from).toEqualTypeOf<number>();
+      else expectTypeOf(g.expected).toEqualTypeOf<number>();
+    });
+    client.on('update', (u) => expectTypeOf(u.state.mark).toEqualTypeOf<number | undefined>());
+    const fn = (_e: GapEvent): void => {};
+    client.off('gap', fn);
+    // @ts-expect-error a listener of another event
+    client.on('bye', fn);
+    // @ts-expect-error no such event (and it throws at run time)
+    expect(() => client.on('nope', () => {})).toThrow(TypeError);
+  });
+
+  it('accepts getToken sync or async', () => {
+    expectTypeOf<() => string>().toMatchTypeOf<TokenProvider>();
+    expectTypeOf<() => Promise<string>>().toMatchTypeOf<TokenProvider>();
+    expectTypeOf<() => number>().not.toMatchTypeOf<TokenProvider>();
   });
 });

@@ -2,7 +2,7 @@
  * Public types of the client SDK. Runtime-neutral: nothing here depends on
  * Node.js or on the DOM.
  */
-import type { TickgateError } from './errors.js';
+import type { AuthError, TickgateError } from './errors.js';
 
 /** The canonical fields of a symbol's state (docs/PROTOCOL.md, Fields). */
 export type Field =
@@ -204,13 +204,30 @@ export interface TradeAck extends AckResult {
   recovered?: boolean;
 }
 
+/**
+ * The server's goodbye (`bye`). With `retryMs`, reconnecting with the same
+ * credentials after about that long may succeed; without it, it will not
+ * (e.g. `AUTH_EXPIRED`: a fresh token is needed first).
+ */
+export interface ByeInfo {
+  code: string;
+  reason: string;
+  retryMs?: number;
+}
+
 /** Why a connection ended. */
 export interface CloseInfo {
-  /** WebSocket close code (1006 when the connection just dropped; 4000 for a heartbeat timeout). */
+  /**
+   * WebSocket close code (1006 when the connection just dropped). Local codes,
+   * never sent by a server: 4000 heartbeat timeout, 4001 no hello in time,
+   * 4002 protocol error, 4003 no usable token (no connection was attempted).
+   */
   code: number;
   reason: string;
   /** The server's goodbye, when it sent one before closing. */
-  bye?: { code: string; reason: string; retryMs: number };
+  bye?: ByeInfo;
+  /** The HTTP status of a refused upgrade, where the WebSocket library exposes it (the `ws` package does, browsers do not). */
+  httpStatus?: number;
   error?: TickgateError;
 }
 
@@ -226,8 +243,104 @@ export interface ServerHello {
 export type ConnectionStatus =
   | { state: 'connecting'; attempt: number }
   | { state: 'open'; hello: ServerHello }
-  | { state: 'reconnecting'; attempt: number; delayMs: number; last: CloseInfo }
-  | { state: 'closed'; reason: string; error?: TickgateError };
+  | {
+      state: 'reconnecting';
+      /** The attempt that comes after the delay (1 for the first after a drop). */
+      attempt: number;
+      delayMs: number;
+      /** Why the last connection (or attempt) ended, in words. */
+      reason: string;
+      last: CloseInfo;
+    }
+  | {
+      state: 'closed';
+      reason: string;
+      /** Why, as an error: an {@link AuthError} when the credentials were refused or expired and no fresh ones could be had. */
+      error?: TickgateError;
+    };
+
+/** The channels a subscription belongs to. */
+export type Channel = 'quote' | 'book' | 'trade';
+
+/**
+ * A subscription's data went out of date, or came back (`stat` `stale`,
+ * then `live` or fresh data; docs/PROTOCOL.md, `stat`). Edge-triggered: one
+ * event per change, also across reconnects.
+ */
+export interface StaleEvent {
+  symbol: string;
+  channel: Channel;
+  /** True: the values held are the last known, not current ones. False: live again. */
+  stale: boolean;
+}
+
+/**
+ * Data the protocol says was lost or skipped (docs/PROTOCOL.md): trades the
+ * gateway could not send (`gap`: those with `from < q <= to`), or a book
+ * change that did not follow the previous one (`q` is not `expected`: the
+ * client asks for a fresh book). Gaps in quote `q` are normal (conflation,
+ * mid-stream subscription) and are not reported.
+ */
+export type GapEvent = { symbol: string } & (
+  | { channel: 'trade'; e: string; from: number; to: number }
+  | { channel: 'book'; expected: number; q: number }
+);
+
+/**
+ * The events of a client and what each listener receives, for
+ * `client.on(type, listener)` and `client.off(type, listener)`. `X` as in
+ * {@link SymbolState}.
+ */
+export interface ClientEventMap<X extends ConfiguredFields<X> = {}> {
+  /** Connection status changes. */
+  status: ConnectionStatus;
+  /** Every applied `snap` and `upd`. */
+  update: Update<X>;
+  /** A subscription went stale or came back. */
+  stale: StaleEvent;
+  /** The server said goodbye; the close follows. */
+  bye: ByeInfo;
+  /** Trades lost, or a book out of sequence. */
+  gap: GapEvent;
+  /** Errors not tied to a call, including {@link AuthError}s of token refresh and reconnects. */
+  error: TickgateError;
+  /** Server heartbeats. */
+  heartbeat: Heartbeat;
+  /** Every applied and verified `book` and `bupd`. */
+  book: BookUpdate;
+  /** A book message that failed verification. */
+  bookMismatch: BookMismatch;
+  /** A fresh book verified after a mismatch. */
+  bookResync: BookResync;
+  /** Every trade, in order, each once. */
+  trade: Trade;
+  /** Every resumed trade subscription. */
+  tradeResume: TradeResume;
+}
+
+/** A listener for event `K` of {@link ClientEventMap}. */
+export type ClientListener<K extends keyof ClientEventMap<X>, X extends ConfiguredFields<X> = {}> = (event: ClientEventMap<X>[K]) => void;
+
+/**
+ * Where the client's timers and time come from: the runtime's by default.
+ * Tests pass a manual clock to run reconnects, heartbeats and token
+ * refreshes without waiting.
+ */
+export interface ClientClock {
+  /** Wall-clock milliseconds (Date.now() semantics). */
+  now(): number;
+  /** Calls `fn` once after `ms` milliseconds; returns a handle for clearTimeout. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * Supplies the token for each connection: called on connect, before each
+ * reconnect, on an `AUTH_*` refusal, and ahead of the token's expiry to
+ * refresh it in place. Sync or async; a result that is not a non-empty
+ * string means none is available now (the client backs off and asks again).
+ */
+export type TokenProvider = () => string | null | undefined | PromiseLike<string | null | undefined>;
 
 /** Result of `subscribe` and `unsubscribe`. */
 export interface AckResult {
@@ -289,8 +402,15 @@ export interface ClientOptions {
    * so a client whose gateway drains or dies moves to another.
    */
   url: string | readonly string[];
-  /** Credential for servers with authentication (JWT or API key). */
+  /** Credential for servers with authentication (JWT or API key). Without `getToken` it is used for every connection. */
   token?: string;
+  /**
+   * Fetches a fresh token (see {@link TokenProvider}); takes precedence over
+   * `token`. With it the client refreshes a JWT before its `exp` (`op:
+   * auth`) and reconnects with a new one when the server refuses or expires
+   * the old.
+   */
+  getToken?: TokenProvider;
   /**
    * How the token travels: `protocol` (default) as a `bearer.<token>` WebSocket
    * subprotocol next to `tickgate.v1`, which keeps it out of URLs and logs;
@@ -309,4 +429,8 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** A request must be answered within this, milliseconds (default 10000). */
   requestTimeoutMs?: number;
+  /** Timers and wall time (default: the runtime's). */
+  clock?: ClientClock;
+  /** Random numbers in [0, 1) for backoff jitter (default Math.random). */
+  random?: () => number;
 }

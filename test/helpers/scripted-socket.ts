@@ -3,7 +3,7 @@
  * the server, frame by frame, and reads what the client sent.
  */
 import { encode } from '@msgpack/msgpack';
-import type { WebSocketLike } from '../../src/client/index.js';
+import type { ClientClock, WebSocketLike } from '../../src/client/index.js';
 
 export type Msg = Record<string, unknown>;
 
@@ -23,8 +23,26 @@ export class ScriptedSocket implements WebSocketLike {
   onclose: ((ev: never) => void) | null = null;
   onerror: ((ev: never) => void) | null = null;
 
-  constructor(readonly url: string) {
+  constructor(
+    readonly url: string,
+    /** The subprotocols the client offered (where a token travels). */
+    readonly protocols?: string | string[],
+  ) {
     ScriptedSocket.all.push(this);
+  }
+
+  /** The `bearer.` token the client offered, if any. */
+  get token(): string | undefined {
+    const list = typeof this.protocols === 'string' ? [this.protocols] : (this.protocols ?? []);
+    return list.find((p) => p.startsWith('bearer.'))?.slice('bearer.'.length);
+  }
+
+  /** The server refuses the upgrade with an HTTP status, as the `ws` package reports it: an error naming the status, then close 1006. */
+  refuse(status: number): void {
+    this.readyState = 3;
+    const message = `Unexpected server response: ${status}`;
+    (this.onerror as ((ev: { message: string; error: Error }) => void) | null)?.({ message, error: new Error(message) });
+    (this.onclose as ((ev: { code: number; reason: string }) => void) | null)?.({ code: 1006, reason: '' });
   }
 
   send(data: string): void {
@@ -62,5 +80,55 @@ export class ScriptedSocket implements WebSocketLike {
     if (req['throttleMs'] !== undefined) ack['throttleMs'] = req['throttleMs'];
     this.frame(ack);
     return req;
+  }
+}
+
+/**
+ * A clock for the client that moves only when told to: `advance(ms)` runs
+ * every timer that falls due on the way, in time order, with `now()` at its
+ * due time.
+ */
+export class ManualTimers implements ClientClock {
+  private t: number;
+  private nextId = 1;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+
+  constructor(start = 1_700_000_000_000) {
+    this.t = start;
+  }
+
+  now(): number {
+    return this.t;
+  }
+
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.nextId++;
+    this.timers.set(id, { at: this.t + Math.max(0, ms), fn });
+    return id;
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.timers.delete(handle as number);
+  }
+
+  /** Timers not yet fired or cleared. */
+  get pending(): number {
+    return this.timers.size;
+  }
+
+  /** Moves time forward by `ms`, firing due timers on the way (at most 100000, a bound against a timer that re-arms at 0 ms). */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (let n = 0; n < 100_000; n++) {
+      let first: number | null = null;
+      let at = Infinity;
+      for (const [id, timer] of this.timers) if (timer.at <= end && timer.at < at) [first, at] = [id, timer.at];
+      if (first === null) break;
+      const timer = this.timers.get(first)!;
+      this.timers.delete(first);
+      this.t = timer.at;
+      timer.fn();
+    }
+    this.t = end;
   }
 }
