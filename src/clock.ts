@@ -18,6 +18,8 @@ export interface Clock {
   every(ms: number, fn: () => void): Repeating;
   /** Calls `fn` once, `ms` milliseconds from now (fractions allowed), unless cancelled first; never keeps the process alive. */
   after(ms: number, fn: () => void): Repeating;
+  /** A new reader of this thread's event-loop utilisation: each call returns the share (0 to 1) of the time since its previous call that the loop was busy. */
+  loadSampler(): () => number;
 }
 
 /** Wall clock with sub-millisecond resolution (Date.now() has whole milliseconds), for latency. */
@@ -40,6 +42,15 @@ export const systemClock: Clock = {
     t.unref();
     return { cancel: () => clearTimeout(t) };
   },
+  loadSampler() {
+    let prev = performance.eventLoopUtilization();
+    return () => {
+      const cur = performance.eventLoopUtilization();
+      const u = performance.eventLoopUtilization(cur, prev).utilization;
+      prev = cur;
+      return u;
+    };
+  },
 };
 
 interface ManualTimer {
@@ -56,6 +67,8 @@ interface ManualTimer {
 export class ManualClock implements Clock {
   private t: number;
   private readonly timers = new Set<ManualTimer>();
+  /** What every load sampler of this clock reads: the event loop's utilisation, as the test sets it. */
+  load = 0;
 
   constructor(start = 1_000_000) {
     this.t = start;
@@ -73,6 +86,10 @@ export class ManualClock implements Clock {
     const timer: ManualTimer = { ms, next: this.t + ms, fn, once: false };
     this.timers.add(timer);
     return { cancel: () => this.timers.delete(timer) };
+  }
+
+  loadSampler(): () => number {
+    return () => this.load;
   }
 
   after(ms: number, fn: () => void): Repeating {

@@ -8,7 +8,6 @@
  * one scratch buffer that is reused for every client because the socket
  * copies what it is given before send() returns.
  */
-import { performance } from 'node:perf_hooks';
 import { systemClock, type Clock, type Repeating } from '../clock.js';
 import { writeArrayHeader, MAX_ARRAY_HEADER } from '../protocol/codec.js';
 
@@ -121,9 +120,8 @@ export interface FlushOptions {
   intervalMs?: number;
   /** Hold only as long as the load calls for (default), or always the whole interval. */
   adaptive?: boolean;
+  /** Time, timers and the event loop's load (`loadSampler`). */
   clock?: Clock;
-  /** Event-loop utilisation (0 to 1) since the previous call; defaults to this thread's. */
-  utilisation?: () => number;
 }
 
 /** How often the adaptive scheduler samples event-loop utilisation. */
@@ -137,17 +135,6 @@ export const HOLD_FULL_LOAD = 0.6;
 const MIN_HOLD_MS = 0.5;
 /** A held client due within this much of the timer that fires goes with it, so one timer serves a millisecond's clients. */
 const DUE_SLACK_MS = 1;
-
-/** This thread's event-loop utilisation since the previous call. */
-function threadUtilisation(): () => number {
-  let prev = performance.eventLoopUtilization();
-  return () => {
-    const cur = performance.eventLoopUtilization();
-    const u = performance.eventLoopUtilization(cur, prev).utilization;
-    prev = cur;
-    return u;
-  };
-}
 
 /**
  * Collects the clients that got messages and flushes each of them once, so
@@ -202,7 +189,7 @@ export class FlushScheduler {
     this.intervalMs = intervalMs;
     this.adaptive = intervalMs > 0 && (o.adaptive ?? true);
     this.clock = o.clock ?? systemClock;
-    this.utilisation = o.utilisation ?? threadUtilisation();
+    this.utilisation = this.clock.loadSampler();
     if (intervalMs > 0 && !this.adaptive) this.holdMs = intervalMs;
   }
 
@@ -221,7 +208,10 @@ export class FlushScheduler {
   }
 
   private readonly sample = (): void => {
-    this.load += (this.utilisation() - this.load) * LOAD_WEIGHT;
+    const u = this.utilisation();
+    // A window with no time in it reads 0 / 0: skip it rather than poison the average.
+    if (!(u >= 0 && u <= 1)) return;
+    this.load += (u - this.load) * LOAD_WEIGHT;
     const share = (this.load - HOLD_FROM_LOAD) / (HOLD_FULL_LOAD - HOLD_FROM_LOAD);
     const hold = share <= 0 ? 0 : share >= 1 ? this.intervalMs : this.intervalMs * share;
     this.holdMs = hold < MIN_HOLD_MS ? 0 : hold;
@@ -294,7 +284,7 @@ export class FlushScheduler {
   private flushHeld(until: number): void {
     const held = this.held;
     const now = this.clock.preciseNow();
-    // A flush may hold clients again (pushed past the end): stop at today's end.
+    // A flush may hold its client again (pushed past the end): stop at the list's end as of this call.
     const end = held.length;
     let i = this.heldHead;
     while (i < end && held[i]!.outbox.dueAt <= until) {
@@ -306,17 +296,19 @@ export class FlushScheduler {
       c.outbox.lastFrameAt = now;
       c.flush();
     }
+    // A client held again during its flush armed the timer for its own, later due time:
+    // re-arm for whoever is first now.
+    this.heldTimer?.cancel();
+    this.heldTimer = null;
     if (this.heldHead === held.length) {
       held.length = 0;
       this.heldHead = 0;
-      this.heldTimer?.cancel();
-      this.heldTimer = null;
-    } else if (this.heldHead > 1024 && this.heldHead * 2 > held.length) {
+      return;
+    }
+    if (this.heldHead > 1024 && this.heldHead * 2 > held.length) {
       held.splice(0, this.heldHead);
       this.heldHead = 0;
     }
-    if (this.heldHead < held.length && this.heldTimer === null) {
-      this.heldTimer = this.clock.after(Math.max(0, held[this.heldHead]!.outbox.dueAt - now), this.runHeld);
-    }
+    this.heldTimer = this.clock.after(Math.max(0, held[this.heldHead]!.outbox.dueAt - now), this.runHeld);
   }
 }
