@@ -16,7 +16,6 @@ import { isMap, isScalar, parse as parseYaml, parseDocument, type YAMLMap } from
 import { loadConfig, printableConfig } from '../src/config.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { freePort } from './helpers/nats-server.js';
-// A dependency of @asyncapi/parser today; it belongs in devDependencies.
 import { Ajv } from 'ajv';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -806,6 +805,9 @@ describe('Dockerfile', () => {
     expect(cmd.slice(0, 3)).toEqual(['node', 'dist/src/cli.js', 'healthcheck']);
     // PID 1 is tini, started with the gateway's command line: its --config is the gateway's.
     expect(cmd.slice(3, 5)).toEqual(['--pid', '1']);
+    // Liveness: a NATS outage or a drain (not ready) must not get every container restarted.
+    expect(cmd[cmd.indexOf('--path') + 1]).toBe('/healthz');
+    expect(hc).not.toMatch(/readyz/);
     // The probe's own timeout fits inside Docker's.
     const probeMs = Number(cmd[cmd.indexOf('--timeout') + 1]);
     expect(probeMs).toBeLessThan(Number(/--timeout=(\d+)s/.exec(m![1]!)![1]) * 1000);
