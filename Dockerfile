@@ -69,11 +69,14 @@ COPY config ./config
 USER 1000:1000
 EXPOSE 8080
 # Loads the configuration the way the gateway does (--config of PID 1's
-# command line, TICKGATE_CONFIG, TICKGATE_* variables) and asks /readyz on
-# metrics.port, or on port when that is null. Kubernetes ignores this and
-# uses the chart's probes.
+# command line, TICKGATE_CONFIG, TICKGATE_* variables) and asks /healthz on
+# metrics.port, or on port when that is null. Liveness, not /readyz: a NATS
+# outage makes every replica not ready at once (and a drain its own replica),
+# and Swarm or autoheal would restart the unhealthy containers, which brings
+# back no feed and cuts every client off. Kubernetes ignores this and uses
+# the chart's probes (there, not ready only takes a pod out of the Service).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=15s \
-  CMD ["node", "dist/src/cli.js", "healthcheck", "--pid", "1", "--timeout", "3000"]
+  CMD ["node", "dist/src/cli.js", "healthcheck", "--pid", "1", "--path", "/healthz", "--timeout", "3000"]
 # tini is PID 1 and forwards signals; Node runs directly (npm would not pass SIGTERM on).
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/src/main.js"]

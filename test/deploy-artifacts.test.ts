@@ -680,6 +680,23 @@ describe('helm chart', () => {
       expect(deployment).toMatch(/- name: metrics\n/);
     });
 
+    it('lets monitoring and the test pod reach /metrics on the WebSocket port when it has no port of its own', () => {
+      // The clients rule, up to the metrics port's own rule.
+      const ws = np.slice(np.indexOf('- port: ws'), np.indexOf('- port: metrics'));
+      const m = /\{\{- with \.Values\.networkPolicy\.clients \}\}\n\s*from:\n\s*\{\{- toYaml \. \| nindent 8 \}\}\n\s*\{\{- if ne \(include "tickgate\.metricsPortName" \$\) "metrics" \}\}\n([\s\S]*?)\{\{- end \}\}\n\s*\{\{- end \}\}/.exec(ws);
+      expect(m, ws).not.toBeNull();
+      const peers = m![1]!;
+      // Inside `with`, the values are reached from the root ($).
+      expect(peers).toMatch(/- namespaceSelector:\n\s*\{\{- toYaml \$\.Values\.networkPolicy\.metrics\.namespaceSelector \| nindent 12 \}\}\n\s*podSelector:\n\s*\{\{- toYaml \$\.Values\.networkPolicy\.metrics\.podSelector \| nindent 12 \}\}/);
+      expect(peers).toMatch(/- podSelector:\n\s*matchLabels:\n\s*\{\{- include "tickgate\.testSelectorLabels" \$ \| nindent 14 \}\}/);
+      expect(peers).not.toMatch(/[^$]\.Values/);
+      // Entries of `from:` (nindent 8), like the clients' own.
+      expect(peers).toMatch(/^ {8}- namespaceSelector:$/m);
+      expect(peers).toMatch(/^ {8}- podSelector:$/m);
+      // The test pod's labels are what the test hook carries.
+      expect(chartFile('templates/tests/test-connection.yaml')).toContain('tickgate.testSelectorLabels');
+    });
+
     it('lets the gateway reach NATS on its ports and DNS, nothing else unless added', () => {
       expect(np).toMatch(/egress:\n\s*- ports:\n\s*\{\{- range \.Values\.networkPolicy\.nats\.ports \}\}\n\s*- port: \{\{ \. \}\}\n\s*protocol: TCP/);
       expect(np).toMatch(/\{\{- with \.Values\.networkPolicy\.nats\.to \}\}\n\s*to:/);

@@ -5,8 +5,9 @@
  * gateway goes away (retryMs of its bye honoured), fresh snapshots after
  * the reconnect, stale status; a dead connection found from missing
  * heartbeats behind a TCP proxy that stops forwarding; JWT tokens from
- * get_token, refused and refreshed across a short token's expiry; and a
- * static token whose exp has passed, never sent.
+ * get_token, refused and refreshed across a short token's expiry; a 429
+ * TOO_MANY_ATTEMPTS whose Retry-After is waited out; and a static token whose
+ * exp has passed, never sent.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -226,6 +227,29 @@ describe('JWT tokens', () => {
     expect(py.of('Quote').some((e) => e.t > firstGoodExp + 1000)).toBe(true);
     expect(await gw.metric('tickgate_connections_closed_total', { reason: 'AUTH_EXPIRED' })).toBe(0);
     expect(py.of('error')).toEqual([]);
+  });
+
+  it('waits the Retry-After of a 429 TOO_MANY_ATTEMPTS before trying again', async () => {
+    const blocked = await startGateway({
+      auth: { mode: 'jwt', jwt: { secret: SECRET, audience: 'tickgate', clockSkewSec: 0 }, failedAttempts: { max: 1, windowMs: 2000 } },
+      embedded: { symbols: 20, ticksPerSec: 200, tradesPerSec: 0 },
+    });
+    cleanup.push(() => blocked.stop());
+    // The refused first token blocks this address for the window; a 0.1 s backoff alone would retry inside it.
+    const py = drive(['--url', blocked.url, '--quotes', 'AAPL', '--jwt-secret', SECRET, '--bad-first', '--retry-first', '--jitter-one', '--backoff-initial', '0.1', '--duration', '5']);
+    const connected = await waitFor(() => py.of('Connected')[0], `the connection after the block: ${py.err()}`);
+    const [refusal, tooMany, ...rest] = py.of('Disconnected');
+    expect(refusal).toMatchObject({ reason: 'upgrade refused with HTTP 401', opened: false });
+    const m = /^upgrade refused with HTTP 429 \(Retry-After (\d+) s\)$/.exec(tooMany!['reason'] as string);
+    expect(m).not.toBeNull();
+    const retryAfter = Number(m![1]);
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    // Retry-After, with the backoff's full jitter (drawn at 1: cap 0.2 for attempt 2) on top.
+    expect(tooMany!['delay_s']).toBeCloseTo(retryAfter + 0.2, 6);
+    expect(connected.t - tooMany!.t).toBeGreaterThanOrEqual(retryAfter * 1000);
+    expect(rest).toEqual([]);
+    expect(await blocked.metric('tickgate_upgrades_rejected_total', { code: 'TOO_MANY_ATTEMPTS' })).toBe(1);
+    py.proc.kill('SIGKILL');
   });
 
   it('never connects with a static token whose exp has passed', async () => {

@@ -5,7 +5,8 @@ and deltas merged per symbol, old updates dropped by ``q``; order books kept
 and verified by their checksum, fetched again on a mismatch; trade prints
 delivered once each, in order, and resumed from their position after a
 reconnect; per-symbol status per channel; reconnect with backoff and full
-jitter, honouring the ``retryMs`` of a ``bye``; a connection that sends no
+jitter, honouring the ``retryMs`` of a ``bye`` and the ``Retry-After`` of a
+refused upgrade (429, 503); a connection that sends no
 frame for about 3 x ``hbMs`` is given up as dead; tokens from a callable,
 checked against their JWT ``exp`` and refreshed before they run out.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
+import email.utils
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -71,6 +74,11 @@ TokenSource = Union[str, Callable[[], Union[str, Awaitable[str]]]]
 _SUB_CHUNK = 500  # symbols per `sub` request, far below the server's message size limit
 _STATUSES = ("live", "stale", "unknown")
 _AUTH_CODES = ("AUTH_REQUIRED", "AUTH_INVALID", "AUTH_EXPIRED")
+# The longest Retry-After waited out in one go. A longer one (a day-long
+# failed-attempt window, a proxy's mistake) would leave the client silently
+# parked; asking again after this costs one more refused upgrade, and the
+# answer carries a fresh Retry-After.
+_RETRY_AFTER_MAX_S = 300.0
 
 
 def _valid_symbol(s: object) -> bool:
@@ -143,6 +151,7 @@ class _End:
     opened: bool = False
     bye: Optional[Bye] = None
     http_status: Optional[int] = None
+    retry_after_s: Optional[float] = None  # a refused upgrade's Retry-After
     terminal: Optional[TickgateError] = None
 
 
@@ -464,7 +473,7 @@ class Client:
                 if end.terminal is not None:
                     self._stop(end.terminal)  # the error says why; there is no next attempt to announce
                     return
-                delay = self.backoff.delay(attempt if not end.opened else 1, retry_s)
+                delay = _reconnect_delay(self.backoff, attempt if not end.opened else 1, retry_s, end.retry_after_s)
                 self._emit(Disconnected(url, end.reason, end.opened, end.bye, next_url, delay, attempt))
                 assert self._closing is not None
                 try:
@@ -531,7 +540,9 @@ class Client:
             code = e.status_code
             if code == 403:
                 return _End(f"upgrade refused with HTTP 403", http_status=403, terminal=AuthError(f"{url} refused the upgrade with HTTP 403 (origin not allowed)", "ORIGIN_NOT_ALLOWED"))
-            return _End(f"upgrade refused with HTTP {code}", http_status=code)
+            after = _retry_after_s(e.headers.get("Retry-After"), self._wall())
+            said = "" if after is None else f" (Retry-After {after:g} s)"
+            return _End(f"upgrade refused with HTTP {code}{said}", http_status=code, retry_after_s=after)
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as e:
             return _End(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
         self._bye = None
@@ -996,6 +1007,42 @@ def _expired(token: str, now: float) -> bool:
 
 def _stamp(epoch_s: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
+
+
+def _retry_after_s(value: Optional[str], now: float) -> Optional[float]:
+    """Seconds a ``Retry-After`` header value asks to wait: delay-seconds (what
+    the gateway sends) or an HTTP-date (``now`` is the wall clock), at most
+    ``_RETRY_AFTER_MAX_S``. None when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        s = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # "-0000": HTTP-dates are GMT
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        s = when.timestamp() - now
+    return min(max(s, 0.0), _RETRY_AFTER_MAX_S)
+
+
+def _reconnect_delay(backoff: Backoff, attempt: int, retry_s: Optional[float], retry_after_s: Optional[float]) -> float:
+    """Seconds to wait before the next attempt; ``attempt`` counts as for
+    ``Backoff.delay``.
+
+    ``retry_s`` is the last ``bye``'s ``retryMs`` (see ``Backoff.delay``);
+    ``retry_after_s`` the ``Retry-After`` of the upgrade just refused. The
+    latter is a floor with the normal backoff's full jitter on top: clients
+    refused together (a blocked user's instances, a draining server's
+    clients) come back spread out, and never before the server said.
+    """
+    d = backoff.delay(attempt, retry_s)
+    if retry_after_s is None:
+        return d
+    return max(d, retry_after_s + backoff.random() * backoff.cap(attempt))
 
 
 def _closed_reason(e: ConnectionClosed, bye: Optional[Bye]) -> str:
