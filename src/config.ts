@@ -643,7 +643,7 @@ const schema = {
     },
     failedAttempts: {
       max: {
-        doc: 'Failed connection attempts (refused by authentication at the upgrade, or ended by bye AUTH_EXPIRED within windowMs of admission) from one client address, or for one user, within windowMs after which its upgrades get 429 TOO_MANY_ATTEMPTS until the window ends (0: no limit).',
+        doc: 'Failed connection attempts (refused by authentication at the upgrade, or ended by the server\'s bye AUTH_EXPIRED within windowMs of admission) from one client address (IPv6 by its /64 prefix), or for one user, within windowMs after which its upgrades get 429 TOO_MANY_ATTEMPTS until the window ends; signature checks in flight count too, and a blocked address still gets one check per windowMs / max, which admits a valid token (0: no limit).',
         format: intIn(0, 1_000_000),
         default: 30,
       },
@@ -653,7 +653,7 @@ const schema = {
         default: 60_000,
       },
       maxTracked: {
-        doc: 'Most client addresses (and, separately, users) tracked for auth.failedAttempts.max; beyond it the least recently failed are forgotten.',
+        doc: 'Most client addresses (and, separately, users) tracked for auth.failedAttempts.max; beyond it the least recently used are forgotten.',
         format: intIn(1, 10_000_000),
         default: 10_000,
       },

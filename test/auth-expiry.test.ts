@@ -139,6 +139,26 @@ describe.concurrent('failed-attempt limit with a naive client', () => {
     expect(await gw.metric('tickgate_upgrades_rejected_total', { code: 'TOO_MANY_ATTEMPTS' })).toBe(1);
   });
 
+  it('does not count a connection the client closed with reason AUTH_EXPIRED: only the server\'s own bye counts', async ({ expect }) => {
+    const gw = await jwtGateway({}, { jwt: { secret: SECRET, clockSkewSec: 0 }, failedAttempts: { max: 3, windowMs: 30_000 } });
+    for (let i = 0; i < 5; i++) {
+      const ws = new WebSocket(gw.url, [], { headers: { Authorization: `Bearer ${await token(nowSec() + 3600, 'mallory')}` } });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('unexpected-response', (_req, res) => reject(new Error(`cycle ${i} refused: ${res.statusCode}`)));
+        ws.once('error', reject);
+        ws.once('open', () => {
+          ws.once('close', () => resolve());
+          ws.close(1000, 'AUTH_EXPIRED');
+        });
+      });
+    }
+    const a = await attempt(gw.url, await token(nowSec() + 3600, 'mallory'));
+    if (!a.ok) throw new Error(`refused after client closes: ${a.status} ${a.code}`);
+    await a.client.next((m) => m.t === 'hello', 'hello');
+    expect(await gw.metric('tickgate_upgrades_rejected_total', { code: 'TOO_MANY_ATTEMPTS' })).toBe(0);
+    expect(await gw.metric('tickgate_connections_opened_total')).toBe(6);
+  });
+
   it('never limits a normal client reconnecting with valid tokens at a modest rate (defaults), even with an expired token now and then', async ({ expect }) => {
     const gw = await jwtGateway();
     let refused = 0;

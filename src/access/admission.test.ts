@@ -11,7 +11,7 @@ import { Hub } from '../fanout/hub.js';
 import { createLogger } from '../log.js';
 import { RecordingSocket } from '../../test/helpers/recording-socket.js';
 import { AccessControl, type Admission, type UpgradeInfo } from './admission.js';
-import { AttemptLimit } from './attempt-limit.js';
+import { addressKey, AttemptLimit } from './attempt-limit.js';
 import { Authenticator } from './authenticator.js';
 
 const SECRET = 'a-unit-test-secret-that-is-long-enough!!';
@@ -102,7 +102,7 @@ describe('failed-attempt limit at the upgrade', () => {
     clock.advance(4000);
     const r = refusal(await access.admit(info(expired)));
     expect(r).toMatchObject({ status: 429, code: 'TOO_MANY_ATTEMPTS', retryAfterSec: 6 });
-    // Even a valid token from that address waits: the address is blocked before authentication.
+    // The expired token took the address's allowance (one check per windowMs / max), so a valid token waits too.
     expect(refusal(await access.admit(info(await token(nowSec + 3600))))).toMatchObject({ code: 'TOO_MANY_ATTEMPTS' });
     // Other addresses are unaffected.
     admitted(await access.admit(info(await token(nowSec + 3600), '10.0.0.2')));
@@ -136,6 +136,108 @@ describe('failed-attempt limit at the upgrade', () => {
     d.ended('AUTH_EXPIRED');
     expect(access.failedByUser.blockedFor('dave')).toBe(0);
     admitted(await access.admit(info(await token(nowSec + 3600, 'dave'), '10.0.0.4')));
+  });
+
+  it('counts verifications in flight: 200 parallel upgrades with a bad token and max 3 reach at most 3 signature checks, the rest get 429', async () => {
+    const { access, auth, clock } = setup({ max: 3, windowMs: 10_000 });
+    let verified = 0;
+    const authenticate = auth.authenticate.bind(auth);
+    auth.authenticate = (t) => {
+      verified++;
+      return authenticate(t);
+    };
+    const bad = (await token(nowSec + 3600)).slice(0, -4) + 'AAAA';
+    const results = await Promise.all(Array.from({ length: 200 }, () => access.admit(info(bad))));
+    expect(verified).toBeLessThanOrEqual(3);
+    const codes = results.map((r) => refusal(r).code);
+    expect(codes.filter((c) => c === 'AUTH_INVALID')).toHaveLength(verified);
+    expect(codes.filter((c) => c === 'TOO_MANY_ATTEMPTS')).toHaveLength(200 - verified);
+    for (const r of results) if (refusal(r).code === 'TOO_MANY_ATTEMPTS') expect(refusal(r).retryAfterSec).toBeGreaterThanOrEqual(1);
+    // Nothing is left in flight: the address is blocked by its failures alone, and another one is not.
+    expect(access.failedByIp.blockedFor('10.0.0.1')).toBe(10_000);
+    admitted(await access.admit(info(await token(nowSec + 3600), '10.0.0.2')));
+    expect(access.failedByIp.size).toBe(1);
+    clock.advance(10_000);
+    admitted(await access.admit(info(await token(nowSec + 3600))));
+  });
+
+  it('keys IPv6 addresses by their /64 prefix and IPv4-mapped addresses as IPv4', async () => {
+    expect(addressKey('2001:db8:1:2::a')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:0db8:0001:0002:ffff:0000:0000:000b')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:DB8:1:2:3:4:5:6%eth0')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('::ffff:10.0.0.1')).toBe('10.0.0.1');
+    expect(addressKey('0000:0000:0000:0000:0000:ffff:0a00:0001')).toBe('10.0.0.1');
+    expect(addressKey('10.0.0.1')).toBe('10.0.0.1');
+    expect(addressKey('not-an-address')).toBe('not-an-address');
+    const { access } = setup({ max: 3, windowMs: 10_000, maxTracked: 2 });
+    // Three failures from three interface identifiers of one /64 block the whole /64, in one entry.
+    for (const host of ['a', 'b', 'c']) expect(refusal(await access.admit(info(null, `2001:db8:1:2::${host}`)))).toMatchObject({ code: 'AUTH_REQUIRED' });
+    expect(access.failedByIp.size).toBe(1);
+    expect(refusal(await access.admit(info(null, '2001:db8:1:2:dead:beef:0:1')))).toMatchObject({ code: 'TOO_MANY_ATTEMPTS' });
+    // Another /64 is unaffected.
+    admitted(await access.admit(info(await token(nowSec + 3600), '2001:db8:1:3::a')));
+    // An IPv4 address and its IPv4-mapped form are one key.
+    for (let i = 0; i < 3; i++) refusal(await access.admit(info(null, '::ffff:10.0.0.9')));
+    expect(refusal(await access.admit(info(null, '10.0.0.9')))).toMatchObject({ code: 'TOO_MANY_ATTEMPTS' });
+  });
+
+  it('still admits a valid token from a blocked address, at most one check per windowMs / max; a success is not a failure', async () => {
+    const { access, auth, clock } = setup({ max: 3, windowMs: 12_000 });
+    let verified = 0;
+    const authenticate = auth.authenticate.bind(auth);
+    auth.authenticate = (t) => {
+      verified++;
+      return authenticate(t);
+    };
+    const valid = await token(nowSec + 3600);
+    // Two failures, a success, then the third failure: the success did not count.
+    for (let i = 0; i < 2; i++) refusal(await access.admit(info(null)));
+    admitted(await access.admit(info(valid)));
+    expect(refusal(await access.admit(info(null)))).toMatchObject({ status: 401, code: 'AUTH_REQUIRED' });
+    expect(verified).toBe(4);
+    // Blocked at t = 0: the first allowance comes 12000 / 3 = 4000 ms later.
+    expect(refusal(await access.admit(info(valid)))).toMatchObject({ code: 'TOO_MANY_ATTEMPTS', retryAfterSec: 12 });
+    clock.advance(3999);
+    expect(refusal(await access.admit(info(valid)))).toMatchObject({ code: 'TOO_MANY_ATTEMPTS' });
+    clock.advance(1);
+    // Parallel upgrades share the one check of the interval.
+    const parallel = await Promise.all(Array.from({ length: 50 }, () => access.admit(info(valid))));
+    expect(parallel.filter((a) => a.ok)).toHaveLength(1);
+    expect(parallel.filter((a) => !a.ok && a.code === 'TOO_MANY_ATTEMPTS')).toHaveLength(49);
+    clock.advance(3999);
+    expect(refusal(await access.admit(info(valid)))).toMatchObject({ code: 'TOO_MANY_ATTEMPTS' });
+    // A bad token through the allowance gets 429 too, not its 401, and uses the allowance up.
+    clock.advance(1);
+    expect(refusal(await access.admit(info(null)))).toMatchObject({ status: 429, code: 'TOO_MANY_ATTEMPTS', retryAfterSec: 4 });
+    expect(refusal(await access.admit(info(valid)))).toMatchObject({ code: 'TOO_MANY_ATTEMPTS' });
+    // Within the window: max checks, then one per interval (at t = 4000 and 8000).
+    expect(verified).toBe(4 + 1 + 1);
+    clock.advance(4000);
+    admitted(await access.admit(info(valid)));
+  });
+
+  it('does not count a connection the client closed, whatever reason its close frame gave; the server\'s bye AUTH_EXPIRED counts', async () => {
+    const { access, auth, clock } = setup({ max: 2, windowMs: 10_000 });
+    const hub = new Hub(loadConfig({ env: {}, overrides: { auth: { mode: 'jwt', jwt: { secret: SECRET } }, limits: { subscribeTimeoutMs: 0 } } }), log, clock);
+    hub.authenticator = auth;
+    hub.start();
+    // The client closes first (with reason "AUTH_EXPIRED", for all the server knows): the session says 'remote'.
+    for (let i = 0; i < 5; i++) {
+      const a = admitted(await access.admit(info(await token(nowSec + 3600, 'mallory'))));
+      const session = hub.openSession(new RecordingSocket(), a.principal);
+      const by = session.onClose();
+      expect(by).toBe('remote');
+      a.ended(by);
+    }
+    expect(access.failedByIp.blockedFor('10.0.0.1')).toBe(0);
+    expect(access.failedByUser.blockedFor('mallory')).toBe(0);
+    // The server's own bye AUTH_EXPIRED is what the session reports.
+    const a = admitted(await access.admit(info(await token(nowSec + 3600, 'mallory'))));
+    const session = hub.openSession(new RecordingSocket(), a.principal);
+    session.bye('AUTH_EXPIRED', 'token expired');
+    expect(session.onClose()).toBe('AUTH_EXPIRED');
+    hub.closeAll('DRAINING', 'test over', () => 0);
   });
 
   it('is off with max 0', async () => {

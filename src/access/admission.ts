@@ -7,8 +7,8 @@
  */
 import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
-import { AttemptLimit } from './attempt-limit.js';
-import { Authenticator, type AuthCode, type Principal } from './authenticator.js';
+import { addressKey, AttemptLimit } from './attempt-limit.js';
+import { Authenticator, type AuthCode, type AuthResult, type Principal } from './authenticator.js';
 
 /** Stable codes of refused upgrades. */
 export type RejectCode = AuthCode | 'ORIGIN_NOT_ALLOWED' | 'TOO_MANY_CONNECTIONS' | 'TOO_MANY_ATTEMPTS' | 'DRAINING';
@@ -73,8 +73,8 @@ export type Admission =
       principal: Principal;
       ip: string;
       protocol: string;
-      /** The connection closed, with the reason of its close frame (a bye code when the server ended it). */
-      ended(closeReason: string): void;
+      /** The connection closed: `by` is the bye code the server ended it with, or 'remote' (never the client's own close reason). */
+      ended(by: string): void;
     }
   | { ok: false; status: number; code: RejectCode; msg: string; /** Seconds for the Retry-After header; null: none. */ retryAfterSec: number | null };
 
@@ -91,7 +91,7 @@ export class AccessControl {
   private readonly perIp = new Map<string, number>();
   private readonly perUser = new Map<string, number>();
   private readonly origins: Set<string>;
-  /** Failed attempts per client address, and per user (where the token was valid). */
+  /** Failed attempts (and verifications in flight) per client address (keyed by {@link addressKey}), and failed attempts per user (where the token was valid). */
   readonly failedByIp: AttemptLimit;
   readonly failedByUser: AttemptLimit;
   /** Refuse new upgrades (draining). */
@@ -144,16 +144,27 @@ export class AccessControl {
       return this.reject('ORIGIN_NOT_ALLOWED', origin === '' ? 'an Origin header is required' : `origin ${info.origin} is not allowed`);
     }
     const ip = this.clientIp(info);
+    const ipKey = addressKey(ip);
     const l = this.config.limits;
-    // Before authentication: a blocked client costs no signature check.
-    const ipBlocked = this.failedByIp.blockedFor(ip);
-    if (ipBlocked > 0) return this.tooManyAttempts('address', ipBlocked);
     if (l.maxConnectionsPerIp > 0 && (this.perIp.get(ip) ?? 0) >= l.maxConnectionsPerIp) {
       return this.reject('TOO_MANY_CONNECTIONS', `at most ${l.maxConnectionsPerIp} connections per address`);
     }
-    const auth = await this.authenticator.authenticate(this.token(info));
+    // Before authentication, and counted while it runs: a blocked client
+    // costs no signature check, and parallel upgrades cannot all reach one
+    // before the first of them fails.
+    const attempt = this.failedByIp.begin(ipKey);
+    if (typeof attempt === 'number') return this.tooManyAttempts('address', attempt);
+    let auth: AuthResult;
+    let failed = false;
+    try {
+      auth = await this.authenticator.authenticate(this.token(info));
+      failed = !auth.ok;
+    } finally {
+      this.failedByIp.settle(attempt, failed);
+    }
     if (!auth.ok) {
-      this.failedByIp.fail(ip);
+      // Through the allowance of a blocked address only a valid token gets further; the address stays blocked.
+      if (attempt.allowance) return this.tooManyAttempts('address', this.failedByIp.blockedFor(ipKey));
       return this.reject(auth.code, auth.msg);
     }
     const user = auth.principal.user;
@@ -176,7 +187,7 @@ export class AccessControl {
       principal: auth.principal,
       ip,
       protocol: offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : '',
-      ended: (closeReason) => this.ended(ip, user, admittedAt, closeReason),
+      ended: (by) => this.ended(ipKey, user, admittedAt, by),
     };
   }
 
@@ -184,24 +195,25 @@ export class AccessControl {
    * A connection that the server ended with bye AUTH_EXPIRED within the
    * window after its admission is a failed attempt too: a client that keeps
    * reconnecting with a token about to expire is limited like one whose token
-   * is refused outright.
+   * is refused outright. `by` must come from the server's own record of the
+   * session: a client may close with any reason it likes.
    */
-  private ended(ip: string, user: string, admittedAt: number, closeReason: string): void {
-    if (closeReason !== 'AUTH_EXPIRED') return;
+  private ended(ipKey: string, user: string, admittedAt: number, by: string): void {
+    if (by !== 'AUTH_EXPIRED') return;
     if (this.clock.now() - admittedAt >= this.config.auth.failedAttempts.windowMs) return;
-    this.failedByIp.fail(ip);
+    this.failedByIp.fail(ipKey);
     this.failedByUser.fail(user);
   }
 
   private tooManyAttempts(by: 'address' | 'user', blockedMs: number): Admission {
     const f = this.config.auth.failedAttempts;
-    const retryAfterSec = Math.ceil(blockedMs / 1000);
+    const retryAfterSec = Math.max(1, Math.ceil(blockedMs / 1000));
     this.rejected.TOO_MANY_ATTEMPTS++;
     return {
       ok: false,
       status: STATUS.TOO_MANY_ATTEMPTS,
       code: 'TOO_MANY_ATTEMPTS',
-      msg: `${f.max} failed connection attempts per ${by} within ${f.windowMs} ms: retry after ${retryAfterSec} s, with a fresh token`,
+      msg: `${f.max} failed (or still verifying) connection attempts per ${by} within ${f.windowMs} ms: retry after ${retryAfterSec} s, with a fresh token`,
       retryAfterSec,
     };
   }

@@ -255,7 +255,12 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle,
     this.dropSubscriptions();
   }
 
-  onClose(): void {
+  /**
+   * The connection closed (either side). Returns who ended it, from the
+   * session's own record: the bye code the server sent, or 'remote' when the
+   * client closed first (whatever reason its close frame gave).
+   */
+  onClose(): ByeCode | 'remote' {
     const by = this.status.state === 'closing' ? this.status.code : 'remote';
     if (this.conflating) this.ctx.counters.conflatingNow--;
     this.conflating = false;
@@ -266,6 +271,7 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle,
     this.outbox.clear();
     this.dropSubscriptions();
     this.ctx.sessionClosed(this, by);
+    return by;
   }
 
   private dropSubscriptions(): void {

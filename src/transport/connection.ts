@@ -4,6 +4,7 @@
  * the transport needs from a session ({@link SessionHandle}).
  */
 import type { FrameSink } from '../fanout/outbox.js';
+import type { ByeCode } from '../protocol/messages.js';
 
 /** What a session needs from its transport connection. */
 export interface ClientSocket extends FrameSink {
@@ -22,5 +23,5 @@ export interface SessionHandle {
   /** The socket drained some of its buffer. */
   onDrain(): void;
   /** The connection closed (either side). */
-  onClose(): void;
+  onClose(): ByeCode | 'remote';
 }

@@ -175,15 +175,16 @@ export class UwsTransport {
       drain: (ws) => {
         ws.getUserData().session?.onDrain();
       },
-      close: (ws, _code, message) => {
+      close: (ws) => {
         this.sockets.delete(ws);
         const data = ws.getUserData();
         const s = data.session;
         data.session = null;
         opts.release(data.ip, data.principal.user);
-        // The reason of a close the server began is its bye code; `message` is valid only during this call.
-        data.ended(Buffer.from(message).toString());
-        s?.onClose();
+        // Admission hears who ended the connection from the session's own
+        // record (the bye code it sent, or 'remote'), never from the close
+        // frame: a client may close with any reason, "AUTH_EXPIRED" included.
+        data.ended(s?.onClose() ?? 'remote');
       },
     });
     if (opts.adminPort === null) {
