@@ -434,7 +434,14 @@ describe('helm chart', () => {
     expect(JSON.parse(chartFile('files/tickgate-dashboard.json')), `copy dashboards/tickgate.json to ${CHART}/files/tickgate-dashboard.json`).toEqual(
       JSON.parse(read('dashboards/tickgate.json')),
     );
-    expect(chartFile('templates/prometheusrule.yaml')).toMatch(/\.Files\.Get "files\/alerts\.yml" \| fromYaml/);
+    const rule = chartFile('templates/prometheusrule.yaml');
+    expect(rule).toMatch(/\.Files\.Get "files\/alerts\.yml" \| replace "runbook_url: \\"docs\/OPERATIONS\.md#" \$runbooks \| fromYaml/);
+    expect(rule).toContain('printf "runbook_url: \\"%sdocs/OPERATIONS.md#" .Values.prometheusRule.runbookBaseUrl');
+    // prometheusRule.runbookBaseUrl reaches every alert only if each runbook_url is written exactly as the replace expects.
+    const alertsText = chartFile('files/alerts.yml');
+    const urls = alertsText.match(/runbook_url:.*/g) ?? [];
+    expect(urls.length).toBeGreaterThan(0);
+    for (const u of urls) expect(u).toMatch(/^runbook_url: "docs\/OPERATIONS\.md#[a-z0-9-]+"$/);
     expect(chartFile('templates/grafana-dashboard.yaml')).toMatch(/\.Files\.Get "files\/tickgate-dashboard\.json"/);
   });
 
