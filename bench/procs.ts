@@ -189,6 +189,34 @@ export function nodeScript(name: string, script: string, args: string[], opts: S
   return new Proc(name, process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', script, ...args], opts);
 }
 
+/**
+ * The environment every benchmark gateway runs with: on `natsUrl`, listening
+ * on 127.0.0.1:`port`, logging warnings only, and draining at once (a stop
+ * must not hold the run). `extra` adds or overrides keys.
+ */
+export function gatewayEnv(natsUrl: string, port: number, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    TICKGATE_NATS_SERVERS: natsUrl,
+    TICKGATE_HOST: '127.0.0.1',
+    TICKGATE_PORT: String(port),
+    TICKGATE_LOG_LEVEL: 'warn',
+    TICKGATE_DRAIN_WINDOW_MS: '0',
+    TICKGATE_DRAIN_TIMEOUT_MS: '2000',
+    ...extra,
+  };
+}
+
+/** Polls `check` every 200 ms until it holds; fails if `proc` exits first or after `ms`. */
+export async function waitUntil(check: () => Promise<boolean>, proc: Proc, signal: AbortSignal, ms = 30_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (!proc.running) throw new Error(`${proc.name} exited: ${proc.stderr().slice(-2000)}`);
+    if (performance.now() > deadline) throw new Error(`${proc.name}: not ready within ${ms / 1000} s`);
+    await sleep(200, signal);
+  }
+}
+
 export interface Nats {
   url: string;
   /** ws:// URL of its WebSocket listener, when it has one. */

@@ -26,6 +26,7 @@ import { mergeHistograms, summarize } from '../load/latency.js';
 import {
   cpuBusy,
   freePort,
+  gatewayEnv,
   machineCpu,
   nodeScript,
   procCpuSplit,
@@ -196,14 +197,7 @@ async function startRig(o: BooksOptions, stops: Array<() => Promise<unknown>>, s
     }),
   );
   const gateway = nodeScript('gateway', 'src/main.ts', ['--config', config], {
-    env: {
-      TICKGATE_NATS_SERVERS: nats.url,
-      TICKGATE_HOST: '127.0.0.1',
-      TICKGATE_PORT: String(port),
-      TICKGATE_LOG_LEVEL: 'warn',
-      TICKGATE_DRAIN_WINDOW_MS: '0',
-      TICKGATE_DRAIN_TIMEOUT_MS: '2000',
-    },
+    env: gatewayEnv(nats.url, port),
     cpus: pin?.server ?? null,
   });
   stops.push(() => gateway.stop(10_000));

@@ -20,6 +20,7 @@ import { mergeHistograms, summarize } from '../load/latency.js';
 import { loopbackAddress } from '../load/source-addresses.js';
 import {
   freePort,
+  gatewayEnv,
   nodeScript,
   openFileLimits,
   procCpuTicks,
@@ -29,6 +30,7 @@ import {
   startNats,
   unlessAborted,
   USER_HZ,
+  waitUntil,
   type Proc,
 } from './procs.js';
 import type { ConnectionStep, ConnectionsResult } from './report.js';
@@ -91,16 +93,10 @@ export async function runConnections(o: ConnectionsOptions, signal: AbortSignal,
     stops.push(async () => rmSync(tmp, { recursive: true, force: true }));
     writeFileSync(join(tmp, 'gateway.json'), JSON.stringify({ limits: { maxConnectionsPerIp: 0 } }));
     const gw = nodeScript('gateway', 'src/main.ts', ['--config', join(tmp, 'gateway.json')], {
-      env: {
-        TICKGATE_NATS_SERVERS: nats.url,
-        TICKGATE_HOST: '127.0.0.1',
-        TICKGATE_PORT: String(port),
-        TICKGATE_LOG_LEVEL: 'warn',
-        TICKGATE_DRAIN_WINDOW_MS: '0',
-        TICKGATE_DRAIN_TIMEOUT_MS: '2000',
+      env: gatewayEnv(nats.url, port, {
         ...(o.workers !== null ? { TICKGATE_WORKERS: String(o.workers) } : {}),
         ...(metricsPort !== null ? { TICKGATE_METRICS_PORT: String(metricsPort) } : {}),
-      },
+      }),
       cpus: pin?.server ?? null,
       ...(nofile !== undefined ? { nofile } : {}),
     });
@@ -214,14 +210,4 @@ export async function runConnections(o: ConnectionsOptions, signal: AbortSignal,
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   }
   return result;
-}
-
-async function waitUntil(check: () => Promise<boolean>, proc: Proc, signal: AbortSignal, ms = 30_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (!proc.running) throw new Error(`${proc.name} exited: ${proc.stderr().slice(-2000)}`);
-    if (performance.now() > deadline) throw new Error(`${proc.name}: not ready within ${ms / 1000} s`);
-    await sleep(200, signal);
-  }
 }

@@ -22,6 +22,7 @@ import { summarizeProfileFile, type MonoWindow } from './cpu-profile.js';
 import {
   freePort,
   cpuBusy,
+  gatewayEnv,
   machineCpu,
   nodeScript,
   procCpuSplit,
@@ -190,16 +191,10 @@ async function startRig({ system, flush, round }: Run, o: FanoutOptions, stops: 
       }),
     );
     const g = nodeScript('gateway', 'src/main.ts', ['--config', config], {
-      env: {
-        TICKGATE_NATS_SERVERS: nats.url,
-        TICKGATE_HOST: '127.0.0.1',
-        TICKGATE_PORT: String(port),
-        TICKGATE_LOG_LEVEL: 'warn',
-        TICKGATE_DRAIN_WINDOW_MS: '0',
-        TICKGATE_DRAIN_TIMEOUT_MS: '2000',
+      env: gatewayEnv(nats.url, port, {
         ...(o.workers !== null ? { TICKGATE_WORKERS: String(o.workers) } : {}),
         ...(metricsPort !== null ? { TICKGATE_METRICS_PORT: String(metricsPort) } : {}),
-      },
+      }),
       cpus: pin?.server ?? null,
       nodeArgs: o.profileDir && round === 0 ? ['--cpu-prof', `--cpu-prof-dir=${profileDirFor(o.profileDir, flush ?? 'adaptive')}`] : [],
     });

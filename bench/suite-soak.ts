@@ -24,7 +24,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { MarketSim } from '../src/feed/market-sim.js';
-import { freePort, nodeScript, procCpuTicks, procRss, scrape, sleep, startNats, unlessAborted, USER_HZ, type Proc } from './procs.js';
+import { rng } from '../load/book-sim.js';
+import { freePort, gatewayEnv, nodeScript, procCpuTicks, procRss, scrape, sleep, startNats, unlessAborted, USER_HZ, waitUntil } from './procs.js';
 import { fmt, int, mdTable, type TargetResult } from './report.js';
 import type { Pinning } from './suite-fanout.js';
 
@@ -105,18 +106,6 @@ function procFds(pid: number): number | null {
   } catch {
     return null;
   }
-}
-
-/** A small seeded PRNG (mulberry32), so two runs open the same subscriptions. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The clients: open, subscribed, counting frames; replaced one at a time. */
@@ -225,15 +214,7 @@ export async function runSoak(o: SoakOptions, signal: AbortSignal, log: (s: stri
     // All clients come from 127.0.0.1: no per-address cap.
     writeFileSync(join(tmp, 'gateway.json'), JSON.stringify({ limits: { maxConnectionsPerIp: 0 } }));
     const gw = nodeScript('gateway', 'src/main.ts', ['--config', join(tmp, 'gateway.json')], {
-      env: {
-        TICKGATE_NATS_SERVERS: nats.url,
-        TICKGATE_HOST: '127.0.0.1',
-        TICKGATE_PORT: String(port),
-        TICKGATE_METRICS_PORT: String(metricsPort),
-        TICKGATE_LOG_LEVEL: 'warn',
-        TICKGATE_DRAIN_WINDOW_MS: '0',
-        TICKGATE_DRAIN_TIMEOUT_MS: '2000',
-      },
+      env: gatewayEnv(nats.url, port, { TICKGATE_METRICS_PORT: String(metricsPort) }),
       cpus: pinning?.server ?? null,
     });
     stops.push(() => gw.stop(15_000));
@@ -255,7 +236,8 @@ export async function runSoak(o: SoakOptions, signal: AbortSignal, log: (s: stri
     log(`soak: baseline RSS ${result.baseline.rssMiB} MiB, ${result.baseline.fds} fds; lag from ${result.lagMetric ?? 'no lag metric'}`);
 
     const symbols = new MarketSim({ symbols: o.symbols, seed: 1 }).symbols;
-    pool = new ClientPool(`ws://127.0.0.1:${port}/v1/stream`, symbols, o.symbolsPerClient, prng(7));
+    // Seeded, so two runs open the same subscriptions.
+    pool = new ClientPool(`ws://127.0.0.1:${port}/v1/stream`, symbols, o.symbolsPerClient, rng(7));
     // Open at 100 per second, so opening is not itself a storm.
     for (let i = 0; i < o.clients && !signal.aborted; i++) {
       void pool.connect();
@@ -396,14 +378,4 @@ export function soakText(r: SoakResult): string {
   if (r.after) out.push('', `After every client closed: RSS ${fmt(r.after.rssMiB)} MiB, ${int(r.after.fds)} fds, ${int(r.after.connections)} connections; ${int(r.clientErrors)} client errors.`);
   out.push('', mdTable(['check', 'verdict', 'detail'], r.verdict.map((v) => [v.target, v.verdict, v.detail]), ['l', 'l', 'l']));
   return out.join('\n') + '\n';
-}
-
-async function waitUntil(check: () => Promise<boolean>, proc: Proc, signal: AbortSignal, ms = 30_000): Promise<void> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (!proc.running) throw new Error(`${proc.name} exited: ${proc.stderr().slice(-2000)}`);
-    if (performance.now() > deadline) throw new Error(`${proc.name}: not ready within ${ms / 1000} s`);
-    await sleep(200, signal);
-  }
 }

@@ -23,6 +23,7 @@ import { AuthError, TickgateClient, type ConnectionStatus, type TickgateError, t
 import { sampleValue } from './helpers/gateway.js';
 import { freePort } from './helpers/nats-server.js';
 import { ensureBuilt, spawnGateway, waitReady, type RunningGateway } from './helpers/process.js';
+import { until } from './helpers/until.js';
 
 const SECRET = 'client-auth-test-secret-long-enough-for-hs256';
 const WS = WebSocket as unknown as WebSocketConstructor;
@@ -60,16 +61,6 @@ function token(user: string, sec: number): Promise<string> {
 
 async function connectionsOpened(): Promise<number> {
   return sampleValue(await (await fetch(`${http}/metrics`)).text(), 'tickgate_connections_opened_total', {});
-}
-
-async function until<T>(pred: () => T | undefined | null | false, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 /** Records when updates arrive, statuses and errors; the client is closed when the test ends, passed or not. */

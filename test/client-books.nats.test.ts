@@ -13,6 +13,7 @@ import WebSocket from 'ws';
 import { TickgateClient, type BookMismatch, type BookResync, type ConnectionStatus, type WebSocketConstructor } from '../src/client/index.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { freePort, startNatsServer, type NatsServer } from './helpers/nats-server.js';
+import { until } from './helpers/until.js';
 
 type Level = [number, number];
 
@@ -80,16 +81,6 @@ const initial = (): [Level[], Level[]] => [
   Array.from({ length: 30 }, (_, i): Level => [Math.round((99.99 - 0.01 * i) * 100) / 100, 1 + i]),
   Array.from({ length: 30 }, (_, i): Level => [Math.round((100.01 + 0.01 * i) * 100) / 100, 1 + i]),
 ];
-
-async function until<T>(pred: () => T | undefined | null | false, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /**
  * The `ws` WebSocket, with a way to corrupt the next `bupd` that names a

@@ -16,6 +16,7 @@ import WebSocket from 'ws';
 import { TickgateClient, type Trade, type TradeGap, type TradeResume, type WebSocketConstructor } from '../src/client/index.js';
 import { startGateway, type TestGateway } from './helpers/gateway.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
+import { until } from './helpers/until.js';
 
 let nats: NatsServer;
 let pub: NatsConnection;
@@ -36,16 +37,6 @@ afterAll(async () => {
   await pub?.close();
   await nats?.stop();
 });
-
-async function until<T>(pred: () => T | undefined | null | false, what: string, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Trade i of a test tape: unique ids, so the delivered list compares exactly. */
 const trade = (i: number) => ({ px: 100 + (i % 50) / 100, sz: 1 + (i % 7), side: i % 2 ? 'b' : 's', id: `T-${i}`, ts: 1764100000000 + i });
@@ -151,14 +142,14 @@ describe('subscribeTrades across replicas (JetStream positions)', () => {
     const resumedBefore = (await a.metric('tickgate_trade_resumes_total', { recovered: 'true' })) + (await b.metric('tickgate_trade_resumes_total', { recovered: 'true' }));
 
     const publishing = publishTape(S, N);
-    await until(() => ev.trades.length >= 600, '600 trades');
+    await until(() => ev.trades.length >= 600, '600 trades', 15_000, 10);
     // Killed: no close handshake; the client moves to the next URL, gateway b.
     sockets.at(-1)!.terminate();
-    await until(() => ev.resumes.length === 1 && ev.trades.length >= 1800, 'a resume on b, then 1800 trades');
+    await until(() => ev.resumes.length === 1 && ev.trades.length >= 1800, 'a resume on b, then 1800 trades', 15_000, 10);
     expect(sockets.at(-1)!.url).toBe(b.url);
     sockets.at(-1)!.terminate();
     await publishing;
-    await until(() => ev.trades.length >= N, 'all trades');
+    await until(() => ev.trades.length >= N, 'all trades', 15_000, 10);
     expect(sockets.at(-1)!.url).toBe(a.url);
     await new Promise((r) => setTimeout(r, 200)); // anything extra would show now
 
@@ -187,10 +178,10 @@ describe('subscribeTrades across replicas (JetStream positions)', () => {
     const replayedBefore = await b.metric('tickgate_trades_replayed_total');
 
     const publishing = publishTape(S, N);
-    await until(() => ev.trades.length >= 700, '700 trades');
+    await until(() => ev.trades.length >= 700, '700 trades', 15_000, 10);
     px.switchTo(portOf(b));
     await publishing;
-    await until(() => ev.trades.length >= N, 'all trades');
+    await until(() => ev.trades.length >= N, 'all trades', 15_000, 10);
     await new Promise((r) => setTimeout(r, 200));
 
     expectExactly(ev.trades, S, N);

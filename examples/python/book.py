@@ -19,14 +19,12 @@ the whole window (--json: {"t","s","q","bids","asks","stale"}, and
 twice a second (--ladder). On exit, stderr gets one line with the messages
 checked, the checksum mismatches, the sequence breaks and the resubscribes.
 """
-import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 
-import _path  # noqa: F401  (finds the package in a checkout)
+import _cli
 import tickgate
 
 
@@ -99,20 +97,10 @@ async def consume(client, args):
                 print(f"{u.symbol}: bupd q={u.q} after q={u.prev_q}; resubscribing", file=sys.stderr)
             if u.delay_s > 0:
                 print(f"{u.symbol}: failed again; resubscribing in {u.delay_s:.0f} s", file=sys.stderr)
-        elif isinstance(u, tickgate.StatusChange):
-            dirty = args.ladder
-            if args.json:
-                print(json.dumps({"t": "stat", "s": u.symbol, "st": u.status}), flush=False)
-            if u.status != "live":
-                print(f"{u.symbol}: {u.status}", file=sys.stderr)
-        elif isinstance(u, tickgate.SubscribeError):
-            print(f"{u.symbol}: {u.code}: {u.msg}", file=sys.stderr)
-        elif isinstance(u, tickgate.ServerError):
-            print(f"error: {u.code}: {u.msg}", file=sys.stderr)
-        elif isinstance(u, tickgate.Disconnected):
-            if u.bye is not None:
-                print(f"server says bye: {u.bye.code}: {u.bye.reason}", file=sys.stderr)
-            print(f"connection lost ({u.reason}); reconnecting in {u.delay_s:.1f} s", file=sys.stderr)
+        else:
+            if isinstance(u, tickgate.StatusChange):
+                dirty = args.ladder
+            _cli.print_event(u, args.json)
         if dirty and time.monotonic() >= next_ladder:
             print(ladder(client, args.symbols, args.rows), flush=True)
             dirty = False
@@ -120,44 +108,18 @@ async def consume(client, args):
         sys.stdout.flush()
 
 
-async def watch(args, client):
-    client.subscribe_book(args.symbols, depth=args.depth, throttle_ms=args.throttle)
-    async with client:
-        try:
-            await asyncio.wait_for(consume(client, args), args.duration or None)
-        except asyncio.TimeoutError:
-            pass  # --duration is up
-        except tickgate.TickgateError as e:
-            print(f"book.py: {e}", file=sys.stderr)
-            return 1
-        finally:
-            sys.stdout.flush()
-    return 0
-
-
 def main():
-    p = argparse.ArgumentParser(description="Keep order books from a tickgate gateway, checking every checksum.")
-    p.add_argument("symbols", nargs="+", help="symbols, e.g. BTC-USD ETH-USD")
-    p.add_argument("--url", default="ws://127.0.0.1:8080/v1/stream")
-    p.add_argument("--token", default=os.environ.get("TICKGATE_TOKEN", ""), help="bearer token (default: $TICKGATE_TOKEN)")
+    p = _cli.parser("Keep order books from a tickgate gateway, checking every checksum.", "symbols, e.g. BTC-USD ETH-USD")
     p.add_argument("--depth", type=int, default=10, choices=tickgate.BOOK_DEPTHS, help="levels per side: 1, 5, 10, 25, 50, 100, 500 or 1000 (default 10)")
     p.add_argument("--throttle", type=int, default=0, help="at most one message per book per this many ms")
     p.add_argument("--json", action="store_true", help='print {"t","s","q","bids","asks","stale"} JSON lines, the window after each message')
     p.add_argument("--ladder", action="store_true", help="show a ladder per book, refreshed twice a second")
     p.add_argument("--rows", type=int, default=5, help="levels per side in the ladder (default 5)")
-    p.add_argument("--count", type=int, default=0, help="stop after this many messages")
-    p.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
-    args = p.parse_args()
-    client = tickgate.Client(args.url, token=args.token or None)
-    code = 0
-    try:
-        code = asyncio.run(watch(args, client))
-    except KeyboardInterrupt:
-        pass
-    sys.stdout.flush()
-    if code != 1:
-        print(summary(client.counters), file=sys.stderr)
-    sys.exit(code)
+    _cli.add_limits(p, "messages")
+    args = _cli.parse(p)
+    client = _cli.client(args)
+    client.subscribe_book(args.symbols, depth=args.depth, throttle_ms=args.throttle)
+    _cli.run("book.py", client, lambda: consume(client, args), args.duration, lambda: summary(client.counters))
 
 
 if __name__ == "__main__":

@@ -28,14 +28,11 @@ skipped and counted. A status change goes to stderr (and, with --json, as
 printed, the duplicates skipped, the gaps, the resumes and how many were
 recovered.
 """
-import argparse
-import asyncio
 import json
-import os
 import sys
 import time
 
-import _path  # noqa: F401  (finds the package in a checkout)
+import _cli
 import tickgate
 
 
@@ -87,61 +84,22 @@ async def consume(client, args, tally):
                 )
         elif isinstance(u, tickgate.TradeSkipped):
             print(f"{u.symbol}: trade q={u.q} at or below the position held (q={u.held}): skipped", file=sys.stderr)
-        elif isinstance(u, tickgate.StatusChange):
-            if args.json:
-                print(json.dumps({"t": "stat", "s": u.symbol, "st": u.status}))
-            if u.status != "live":
-                print(f"{u.symbol}: {u.status}", file=sys.stderr)
-        elif isinstance(u, tickgate.SubscribeError):
-            print(f"{u.symbol}: {u.code}: {u.msg}", file=sys.stderr)
-        elif isinstance(u, tickgate.ServerError):
-            print(f"error: {u.code}: {u.msg}", file=sys.stderr)
-        elif isinstance(u, tickgate.Disconnected):
-            if u.bye is not None:
-                print(f"server says bye: {u.bye.code}: {u.bye.reason}", file=sys.stderr)
-            what = "connection lost" if u.opened else "cannot connect"
-            print(f"{what} ({u.reason}); reconnecting to {u.next_url} in {u.delay_s:.1f} s", file=sys.stderr)
+        else:
+            _cli.print_event(u, args.json, several_urls=True)
         sys.stdout.flush()
 
 
-async def watch(args, client, tally):
-    client.subscribe_trades(args.symbols, last=args.last, throttle_ms=args.throttle)
-    async with client:
-        try:
-            await asyncio.wait_for(consume(client, args, tally), args.duration or None)
-        except asyncio.TimeoutError:
-            pass  # --duration is up
-        except tickgate.TickgateError as e:
-            print(f"trades.py: {e}", file=sys.stderr)
-            return 1
-        finally:
-            sys.stdout.flush()
-    return 0
-
-
 def main():
-    p = argparse.ArgumentParser(description="Print trades from a tickgate gateway, resuming after every reconnect.")
-    p.add_argument("symbols", nargs="+", help="symbols, e.g. AAPL MSFT")
-    p.add_argument("--url", action="append", help="gateway stream URL; give it more than once to reconnect to each in turn (default ws://127.0.0.1:8080/v1/stream)")
-    p.add_argument("--token", default=os.environ.get("TICKGATE_TOKEN", ""), help="bearer token (default: $TICKGATE_TOKEN)")
+    p = _cli.parser("Print trades from a tickgate gateway, resuming after every reconnect.", "symbols, e.g. AAPL MSFT", several_urls=True)
     p.add_argument("--last", type=int, default=0, help="on the first subscription, start with up to this many recent trades per symbol")
     p.add_argument("--throttle", type=int, default=0, help="at most one frame per symbol per this many ms (every trade still comes)")
     p.add_argument("--json", action="store_true", help="print each trade as a JSON line (and gap, unrecovered and stat lines too)")
-    p.add_argument("--count", type=int, default=0, help="stop after this many trades")
-    p.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
-    args = p.parse_args()
-    urls = args.url or ["ws://127.0.0.1:8080/v1/stream"]
-    client = tickgate.Client(urls, token=args.token or None, backoff=tickgate.Backoff(initial_s=1.0, max_s=30.0))
+    _cli.add_limits(p, "trades")
+    args = _cli.parse(p)
+    client = _cli.client(args, backoff=tickgate.Backoff(initial_s=1.0, max_s=30.0))
+    client.subscribe_trades(args.symbols, last=args.last, throttle_ms=args.throttle)
     tally = {"printed": 0}
-    code = 0
-    try:
-        code = asyncio.run(watch(args, client, tally))
-    except KeyboardInterrupt:
-        pass
-    sys.stdout.flush()
-    if code != 1:
-        print(summary(client.counters, tally["printed"]), file=sys.stderr)
-    sys.exit(code)
+    _cli.run("trades.py", client, lambda: consume(client, args, tally), args.duration, lambda: summary(client.counters, tally["printed"]))
 
 
 if __name__ == "__main__":

@@ -15,14 +15,11 @@ changes), or a table refreshed twice a second (--table). Status changes
 other than live also go to stderr. --token (or TICKGATE_TOKEN) is sent as a
 bearer token.
 """
-import argparse
-import asyncio
 import json
-import os
 import sys
 import time
 
-import _path  # noqa: F401  (finds the package in a checkout)
+import _cli
 import tickgate
 
 
@@ -65,55 +62,23 @@ async def consume(client, args):
             printed += 1
             if args.count and printed >= args.count:
                 return
-        elif isinstance(u, tickgate.StatusChange):
-            if args.json:
-                print(json.dumps({"t": "stat", "s": u.symbol, "st": u.status}), flush=False)
-            if u.status != "live":
-                print(f"{u.symbol}: {u.status}", file=sys.stderr)
-        elif isinstance(u, tickgate.SubscribeError):
-            print(f"{u.symbol}: {u.code}: {u.msg}", file=sys.stderr)
-        elif isinstance(u, tickgate.ServerError):
-            print(f"error: {u.code}: {u.msg}", file=sys.stderr)
-        elif isinstance(u, tickgate.Disconnected):
-            if u.bye is not None:
-                print(f"server says bye: {u.bye.code}: {u.bye.reason}", file=sys.stderr)
-            print(f"connection lost ({u.reason}); reconnecting in {u.delay_s:.1f} s", file=sys.stderr)
+        else:
+            _cli.print_event(u, args.json)
         if args.table and time.monotonic() >= next_table:
             print(table(client, args.symbols), flush=True)
             next_table = time.monotonic() + 0.5
         sys.stdout.flush()
 
 
-async def watch(args):
-    client = tickgate.Client(args.url, token=args.token or None)
-    client.subscribe(args.symbols)
-    async with client:
-        try:
-            await asyncio.wait_for(consume(client, args), args.duration or None)
-        except asyncio.TimeoutError:
-            pass  # --duration is up
-        except tickgate.TickgateError as e:
-            print(f"watch.py: {e}", file=sys.stderr)
-            return 1
-        finally:
-            sys.stdout.flush()
-    return 0
-
-
 def main():
-    p = argparse.ArgumentParser(description="Watch live prices from a tickgate gateway.")
-    p.add_argument("symbols", nargs="+", help="symbols, e.g. AAPL EUR/USD BTC/USDT")
-    p.add_argument("--url", default="ws://127.0.0.1:8080/v1/stream")
-    p.add_argument("--token", default=os.environ.get("TICKGATE_TOKEN", ""), help="bearer token (default: $TICKGATE_TOKEN)")
+    p = _cli.parser("Watch live prices from a tickgate gateway.", "symbols, e.g. AAPL EUR/USD BTC/USDT")
     p.add_argument("--json", action="store_true", help='print {"s","q","state","stale"} JSON lines, and {"t":"stat","s","st"} on status changes')
     p.add_argument("--table", action="store_true", help="show a table, refreshed twice a second")
-    p.add_argument("--count", type=int, default=0, help="stop after this many updates")
-    p.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
-    args = p.parse_args()
-    try:
-        sys.exit(asyncio.run(watch(args)))
-    except KeyboardInterrupt:
-        pass
+    _cli.add_limits(p, "updates")
+    args = _cli.parse(p)
+    client = _cli.client(args)
+    client.subscribe(args.symbols)
+    _cli.run("watch.py", client, lambda: consume(client, args), args.duration)
 
 
 if __name__ == "__main__":

@@ -12,19 +12,10 @@ import WebSocket from 'ws';
 import { startGateway, type TestGateway } from '../../test/helpers/gateway.js';
 import { freePort } from '../../test/helpers/nats-server.js';
 import { ensureBuilt, spawnGateway, waitReady, type RunningGateway } from '../../test/helpers/process.js';
+import { until } from '../../test/helpers/until.js';
 import { ConnectError, RequestError, TickgateClient, type ConnectionStatus, type Update, type WebSocketConstructor } from './index.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(pred: () => T | undefined | null | false, what: string, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = pred();
-    if (v !== undefined && v !== null && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** The `ws` WebSocket, recording every request the client sends. */
 function recordingWebSocket(log: Array<Record<string, unknown>>): WebSocketConstructor {
