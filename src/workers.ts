@@ -70,6 +70,8 @@ export class WorkerPool {
         });
         w.once('error', reject);
         w.once('exit', (code) => {
+          // Its clients are gone with it: its last total must not weigh on the others' budget.
+          Atomics.store(new Int32Array(slots), slot, 0);
           if (!this.draining) this.log.error({ code, worker: w.threadId }, 'gateway worker exited');
           reject(new Error(`worker exited with code ${code}`));
         });

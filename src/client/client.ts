@@ -262,6 +262,8 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   private bye: CloseInfo['bye'] | undefined;
   /** The last bye's retryMs, until a connection opens again: no attempt comes sooner. */
   private retryFloorMs: number | null = null;
+  /** A token refresh is under way (getToken, then auth). */
+  private refreshing = false;
   private lastError: ErrorLike | null = null;
   private lastFrameAt = 0;
   /** Attempts made since the last successful open. */
@@ -1095,8 +1097,17 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     this.refreshTimer = null;
   }
 
-  /** Fetches a token and presents it with `auth`; on failure tries again with backoff while the current one lasts. */
   private async refresh(gen: number): Promise<void> {
+    this.refreshing = true;
+    try {
+      await this.refreshOnce(gen);
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
+  /** Fetches a token and presents it with `auth`; on failure tries again with backoff while the current one lasts. */
+  private async refreshOnce(gen: number): Promise<void> {
     const current = (): boolean => gen === this.gen && this.hello !== null && !this.stopped;
     let token: unknown;
     try {
@@ -1438,7 +1449,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
         if (this.reply(m, e)) return;
         emit(this.errorListeners, e);
         // The server doubts the credentials: fetch fresh ones now rather than at the planned time.
-        if (code.startsWith('AUTH_') && this.getToken !== undefined && this.hello !== null) this.armRefresh(0);
+        if (code.startsWith('AUTH_') && this.getToken !== undefined && this.hello !== null && !this.refreshing) this.armRefresh(0);
         return;
       }
       case 'hello':

@@ -83,19 +83,28 @@ describe('buffer budget accounting', () => {
     expect(budget.closes).toBe(0);
   });
 
-  it('does not count a client closed for its own limit, and closes it for that limit rather than for the budget', () => {
-    const { hub, open, flushAt, budget } = setup();
+  it('closes a client past its own limit for that limit rather than for the budget, and counts its buffer for the time the transport keeps it', () => {
+    const { hub, clock, open, flushAt, budget } = setup();
     const a = open();
     const b = open();
     hub.scheduler.run();
     flushAt(b, 200 * KIB);
     flushAt(a, MAX + 1);
-    expect(budget.total).toBe(200 * KIB);
+    // The graceful close leaves the buffer with the transport: it still counts, as lingering bytes.
+    expect(budget.total).toBe(200 * KIB + MAX + 1);
+    expect(budget.lingered).toBe(MAX + 1);
     hub.scheduler.run();
     expect(a.socket.messages.at(-1)).toMatchObject({ t: 'bye', code: 'SLOW_CONSUMER' });
     expect(String(a.socket.messages.at(-1)!['reason'])).toContain('limit');
-    expect(budget.total).toBe(200 * KIB);
+    expect(a.session.isOpen).toBe(false);
+    expect(budget.total).toBe(200 * KIB + MAX + 1);
     expect(budget.closes).toBe(0);
+    // Until about half the idle timeout (120 s by default) has passed.
+    clock.advance(59_000);
+    expect(budget.total).toBe(200 * KIB + MAX + 1);
+    clock.advance(2_000);
+    expect(budget.lingered).toBe(0);
+    expect(budget.total).toBe(200 * KIB);
     expect(hub.counters.byes.SLOW_CONSUMER).toBe(1);
   });
 });
@@ -295,5 +304,30 @@ describe('configuration', () => {
     // Left at its default, the budget follows a per-client limit raised above it.
     expect(loadConfig({ env: {}, overrides: { backpressure: { maxBufferedBytes: 1 << 30 } } }).backpressure.maxTotalBufferedBytes).toBe(1 << 30);
     expect(loadConfig({ env: { TICKGATE_BACKPRESSURE_MAX_TOTAL_BUFFERED_BYTES: '67108864' } }).backpressure.maxTotalBufferedBytes).toBe(64 * 1024 * 1024);
+  });
+});
+
+describe('lingering buffers', () => {
+  it('count toward the budget, so the next client over it is closed for the budget while they last', () => {
+    const clock = new ManualClock(0);
+    const sessions = new Set<Plain>(Array.from({ length: 3 }, (_, i) => new Plain(i)));
+    const [a, b, c] = [...sessions] as [Plain, Plain, Plain];
+    const budget = new BufferBudget(BUDGET, sessions, clock, 1000);
+    budget.report(a, 700 * KIB);
+    // a is closed gracefully for its own limit: its 700 KiB stay with the transport.
+    a.isOpen = false;
+    budget.linger(a, 700 * KIB);
+    sessions.delete(a);
+    budget.release(a);
+    expect(budget.total).toBe(700 * KIB);
+    budget.report(b, 200 * KIB);
+    expect(budget.closes).toBe(0);
+    // 700 + 200 + 300 KiB is over the 1 MiB budget: the biggest open one goes.
+    budget.report(c, 300 * KIB);
+    expect(budget.closes).toBe(1);
+    expect(c.isOpen).toBe(false);
+    clock.advance(1000);
+    budget.check();
+    expect(budget.lingered).toBe(0);
   });
 });

@@ -21,6 +21,8 @@
  */
 
 /** Past the budget, clients are closed until the total is under this share of it. */
+import type { Clock } from '../clock.js';
+
 export const LOW_WATER = 0.9;
 
 /** What the budget needs of a client session. */
@@ -65,14 +67,24 @@ export class BufferBudget {
   private fairShare: number;
   /** Reused for the selection. */
   private readonly candidates: BudgetedSession[] = [];
+  /** Buffers of gracefully closed sessions still held by the transport, oldest first. */
+  private readonly lingering: Array<{ bytes: number; until: number }> = [];
+  private lingeringHead = 0;
+  private lingeringBytes = 0;
 
   /**
    * @param budget bytes for all clients of the process; 0: unlimited.
    * @param sessions the open sessions of this gateway (worker).
    */
+  /**
+   * @param clock and `lingerMs`: how long a gracefully closed session's
+   *   buffer still counts ({@link linger}); without a clock, not at all.
+   */
   constructor(
     readonly budget: number,
     private readonly sessions: Iterable<BudgetedSession>,
+    private readonly clock: Clock | null = null,
+    private readonly lingerMs = 0,
   ) {
     this.limit = budget > 0 ? budget : Infinity;
     this.fairShare = this.limit;
@@ -106,6 +118,31 @@ export class BufferBudget {
     if (d > 0 && this.total + this.others > this.limit) this.enforce();
   }
 
+  /**
+   * The session is being closed gracefully for falling behind, with `bytes`
+   * still buffered. uWS keeps a gracefully closed socket's buffer until the
+   * client reads it or the idle timeout (about ws.idleTimeoutSec / 2), long
+   * after the session is gone: those bytes stay in the total for the linger
+   * time (an upper bound: a client that reads them frees them sooner).
+   */
+  linger(s: BudgetedSession, bytes: number): void {
+    const d = -s.budgeted;
+    s.budgeted = 0;
+    if (this.lingerMs > 0 && this.clock !== null && bytes > 0) {
+      this.lingering.push({ bytes, until: this.clock.now() + this.lingerMs });
+      this.lingeringBytes += bytes;
+      this.total += bytes;
+    }
+    this.total += d;
+    if (this.slots !== null) this.publish();
+    if (this.total + this.others > this.limit) this.enforce();
+  }
+
+  /** Bytes of gracefully closed sessions still counted (see {@link linger}). */
+  get lingered(): number {
+    return this.lingeringBytes;
+  }
+
   /** The session is gone: its bytes leave the total. */
   release(s: BudgetedSession): void {
     this.total -= s.budgeted;
@@ -115,8 +152,26 @@ export class BufferBudget {
 
   /** Periodic (the session sweep): rereads the other workers' totals and enforces the budget. */
   check(): void {
+    this.expireLingering();
     if (this.slots !== null) this.readOthers();
     if (this.total + this.others > this.limit) this.enforce();
+  }
+
+  /** Drops the lingering bytes whose time is up (they were added in time order). */
+  private expireLingering(): void {
+    if (this.clock === null || this.lingeringHead === this.lingering.length) return;
+    const now = this.clock.now();
+    const list = this.lingering;
+    let freed = 0;
+    while (this.lingeringHead < list.length && list[this.lingeringHead]!.until <= now) freed += list[this.lingeringHead++]!.bytes;
+    if (this.lingeringHead === list.length) {
+      list.length = 0;
+      this.lingeringHead = 0;
+    }
+    if (freed === 0) return;
+    this.lingeringBytes -= freed;
+    this.total -= freed;
+    if (this.slots !== null) this.publish();
   }
 
   /** Closes this worker's biggest sessions until the process is back under the low water mark. */

@@ -119,6 +119,7 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle,
     if (status === SendStatus.Dropped || buffered > bp.maxBufferedBytes) {
       if (status === SendStatus.Dropped) ctx.counters.sendDropped++;
       this.bye('SLOW_CONSUMER', `client fell ${buffered} bytes behind (limit ${bp.maxBufferedBytes})`, bp.retryMs);
+      this.budget?.linger(this, buffered);
     } else if (!this.conflating && buffered >= bp.highWaterBytes) {
       this.conflating = true;
       this.conflatingSince = this.lastSentAt;
@@ -172,6 +173,7 @@ export class ClientSession implements Subscriber, RequestSession, SessionHandle,
         this.resume();
       } else if (bp.slowConsumerMs > 0 && now - this.conflatingSince > bp.slowConsumerMs) {
         this.bye('SLOW_CONSUMER', `client stayed ${buffered} bytes behind for over ${bp.slowConsumerMs} ms`, bp.retryMs);
+        this.budget?.linger(this, buffered);
         return;
       }
     }

@@ -25,7 +25,8 @@ export class SessionRegistry {
 
   constructor(private readonly ctx: Pick<SessionContext, 'clock' | 'config' | 'counters'>) {
     this.sidPrefix = `${process.pid.toString(36)}.${threadId}.${ctx.clock.now().toString(36)}`;
-    this.budget = new BufferBudget(ctx.config.backpressure.maxTotalBufferedBytes, this.sessions);
+    // A gracefully closed slow client's buffer outlives its session by up to about half the idle timeout.
+    this.budget = new BufferBudget(ctx.config.backpressure.maxTotalBufferedBytes, this.sessions, ctx.clock, (ctx.config.ws.idleTimeoutSec * 1000) / 2);
   }
 
   /** A fresh session id. */
