@@ -398,10 +398,17 @@ class Client:
             self._closing.set()
         if task is not None and not task.done():
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            # Python 3.11's asyncio.wait_for can swallow a cancellation that races
+            # with the completion of what it waits for (a frame arriving just then),
+            # and the task carries on: cancel again until it takes. The wait lets a
+            # cancelled session finish its close handshake (at most 1.5 s) first.
+            while True:
+                done, _ = await asyncio.wait([task], timeout=2.0)
+                if done:
+                    break
+                task.cancel()
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
         for s in list(self._streams):
             s.end()
 
