@@ -202,6 +202,12 @@ describe('clustered JetStream (R3)', () => {
     const leader = await streamLeader(nc, 'MD_SIM');
     await nodes.nodes.find((n) => n.name === leader)!.kill();
     await streamLeader(nc, 'MD_SIM', leader);
+    // A freshly elected leader can answer before it has caught up: wait until it reports the 40 last ticks.
+    const caughtUp = Date.now() + 20_000;
+    while ((await jsm.streams.info('MD_SIM').then((si) => si.state.messages, () => -1)) !== 40) {
+      if (Date.now() > caughtUp) throw new Error('the new stream leader never reported the 40 messages');
+      await new Promise((r) => setTimeout(r, 200));
+    }
 
     const gw = await gateway('gw-warm', nodes.urls, { feeds: [{ name: 'sim', subject: 'md.sim.>', jetstream: 'MD_SIM', staleAfterMs: 0 }] });
     expect(await gw.metric('tickgate_ingest_warm_ticks_total', { feed: 'sim' })).toBe(40);
