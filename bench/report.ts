@@ -448,6 +448,47 @@ export function mdTable(header: string[], rows: string[][], align?: Array<'l' | 
   return [`| ${header.map(esc).join(' | ')} |`, `|${sep.join('|')}|`, ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
 }
 
+/** What the books and trades scenarios measure of the load side, per step. */
+type LoadSide = { gateway: { rssMiB: number | null } } & Pick<
+  BookStep,
+  | 'connections'
+  | 'framesPerSec'
+  | 'bytesPerConnPerSec'
+  | 'serverCoreBusyPercent'
+  | 'serverCoreSoftirqPercent'
+  | 'publisherCpuPercent'
+  | 'publisherLagP99Ms'
+  | 'busCpuPercent'
+  | 'clientCpuPercent'
+  | 'clientProcs'
+  | 'clientMaxProcPercent'
+  | 'otherCoresBusyPercent'
+  | 'machineBusyPercent'
+  | 'otherProcessesPercent'
+  | 'clientEventLoopP99Ms'
+>;
+
+/** The "Load side" table of the books and trades scenarios: one row per step, led by its input rate. */
+function loadSideTable(rateLabel: string, rows: Array<[rate: number, s: LoadSide]>): string {
+  return mdTable(
+    [rateLabel, 'connections', 'frames/s', 'B/s per conn', 'gateway core busy % (softirq)', 'gateway RSS MiB', 'publisher % / lag p99 ms', 'bus % core', 'load clients % (procs, max proc)', 'load CPUs busy %', 'other % core', 'client event-loop p99 ms'],
+    rows.map(([rate, s]) => [
+      int(rate),
+      int(s.connections),
+      int(s.framesPerSec),
+      int(s.bytesPerConnPerSec),
+      s.serverCoreBusyPercent === null ? '-' : `${fmt(s.serverCoreBusyPercent)} (${fmt(s.serverCoreSoftirqPercent)})`,
+      fmt(s.gateway.rssMiB),
+      `${fmt(s.publisherCpuPercent)} / ${fmt(s.publisherLagP99Ms, 2)}`,
+      fmt(s.busCpuPercent),
+      `${fmt(s.clientCpuPercent)} (${s.clientProcs}, ${fmt(s.clientMaxProcPercent)})`,
+      s.otherCoresBusyPercent === null ? `machine ${fmt(s.machineBusyPercent)}` : fmt(s.otherCoresBusyPercent),
+      fmt(s.otherProcessesPercent),
+      fmt(s.clientEventLoopP99Ms, 2),
+    ]),
+  );
+}
+
 const lat = (l: LatencySummary) => `${fmt(l.p50, 2)} / ${fmt(l.p99, 2)} / ${fmt(l.p999, 2)} / ${fmt(l.max, 1)}`;
 
 const keyOf = (s: FanoutStep) => `${s.system}|${s.flush ?? ''}|${s.rate}`;
@@ -865,23 +906,7 @@ function tradesText(t: TradesResult): string {
       '',
       '### Load side',
       '',
-      mdTable(
-        ['trades/s in', 'connections', 'frames/s', 'B/s per conn', 'gateway core busy % (softirq)', 'gateway RSS MiB', 'publisher % / lag p99 ms', 'bus % core', 'load clients % (procs, max proc)', 'load CPUs busy %', 'other % core', 'client event-loop p99 ms'],
-        t.steps.map((s) => [
-          int(s.tradesPerSec),
-          int(s.connections),
-          int(s.framesPerSec),
-          int(s.bytesPerConnPerSec),
-          s.serverCoreBusyPercent === null ? '-' : `${fmt(s.serverCoreBusyPercent)} (${fmt(s.serverCoreSoftirqPercent)})`,
-          fmt(s.gateway.rssMiB),
-          `${fmt(s.publisherCpuPercent)} / ${fmt(s.publisherLagP99Ms, 2)}`,
-          fmt(s.busCpuPercent),
-          `${fmt(s.clientCpuPercent)} (${s.clientProcs}, ${fmt(s.clientMaxProcPercent)})`,
-          s.otherCoresBusyPercent === null ? `machine ${fmt(s.machineBusyPercent)}` : fmt(s.otherCoresBusyPercent),
-          fmt(s.otherProcessesPercent),
-          fmt(s.clientEventLoopP99Ms, 2),
-        ]),
-      ),
+      loadSideTable('trades/s in', t.steps.map((s) => [s.tradesPerSec, s])),
     );
   }
   const f = t.final;
@@ -975,23 +1000,7 @@ function booksText(b: BooksResult): string {
       '',
       '### Load side',
       '',
-      mdTable(
-        ['level changes/s in', 'connections', 'frames/s', 'B/s per conn', 'gateway core busy % (softirq)', 'gateway RSS MiB', 'publisher % / lag p99 ms', 'bus % core', 'load clients % (procs, max proc)', 'load CPUs busy %', 'other % core', 'client event-loop p99 ms'],
-        b.steps.map((s) => [
-          int(s.levelChangesPerSec),
-          int(s.connections),
-          int(s.framesPerSec),
-          int(s.bytesPerConnPerSec),
-          s.serverCoreBusyPercent === null ? '-' : `${fmt(s.serverCoreBusyPercent)} (${fmt(s.serverCoreSoftirqPercent)})`,
-          fmt(s.gateway.rssMiB),
-          `${fmt(s.publisherCpuPercent)} / ${fmt(s.publisherLagP99Ms, 2)}`,
-          fmt(s.busCpuPercent),
-          `${fmt(s.clientCpuPercent)} (${s.clientProcs}, ${fmt(s.clientMaxProcPercent)})`,
-          s.otherCoresBusyPercent === null ? `machine ${fmt(s.machineBusyPercent)}` : fmt(s.otherCoresBusyPercent),
-          fmt(s.otherProcessesPercent),
-          fmt(s.clientEventLoopP99Ms, 2),
-        ]),
-      ),
+      loadSideTable('level changes/s in', b.steps.map((s) => [s.levelChangesPerSec, s])),
     );
   }
   for (const n of b.notes) out.push('', `Note: ${n}`);
