@@ -95,6 +95,8 @@ export interface FanoutStep {
   conflated: number | null;
   /** tickgate: SLOW_CONSUMER disconnects; nats-ws: nats-server slow consumers; ws-json: none exists. */
   slowConsumers: number | null;
+  /** tickgate, adaptive: frames held per second (`tickgate_frames_held_total`) and the hold at the window's end (`tickgate_flush_hold_seconds`), ms. */
+  held?: { perSec: number; holdMs: number } | null;
   closedEarly: number;
   qViolations: number;
   /** Why the ramp stopped after this step; empty when it did not. */
@@ -1045,7 +1047,7 @@ function fanoutText(f: FanoutResult): string {
         int(s.rate),
         int(s.deliveredPerSec),
         int(s.expectedPerSec),
-        int(s.framesPerSec),
+        int(s.framesPerSec) + (s.held ? ` (held ${int(s.held.perSec)}, hold ${fmt(s.held.holdMs, 1)} ms)` : ''),
         int(s.bytesPerConnPerSec),
         lat(s.latency),
         fmt(s.latencyCorrected.p99, 2),

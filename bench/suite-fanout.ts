@@ -381,6 +381,10 @@ async function runStep({ system, flush, round }: Run, rig: Rig, rate: number, o:
         : system === 'nats-ws' && v0 !== null && v1 !== null
           ? v1.slow_consumers - v0.slow_consumers
           : null,
+    held:
+      system === 'tickgate' && flush === 'adaptive' && m1.has('tickgate_flush_hold_seconds')
+        ? { perSec: round1(metricDelta(m0, m1, 'tickgate_frames_held_total') / seconds), holdMs: round2(m1.get('tickgate_flush_hold_seconds')! * 1000) }
+        : null,
     closedEarly: sum((w) => w.closedEarly),
     qViolations: sum((w) => w.qViolations),
     stopReasons: [],
@@ -469,6 +473,7 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
         result.steps.push(step);
         log(
           `fanout: ${tag} ${rate} ticks/s: ${Math.round(step.deliveredPerSec)} upd/s, p99 ${step.latency.p99} ms, server ${step.server.cpuPercent}% (${step.server.usPerUpdate} µs/upd), clients ${step.clientCpuPercent}%` +
+            (step.held ? `, ${Math.round(step.framesPerSec)} frames/s (held ${Math.round(step.held.perSec)}, hold ${step.held.holdMs} ms)` : '') +
             (step.warnings.length > 0 ? `; ${step.warnings.join('; ')}` : '') +
             (step.stopReasons.length > 0 ? `; stop: ${step.stopReasons.join('; ')}` : ''),
         );

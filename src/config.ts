@@ -493,7 +493,7 @@ const schema = {
       env: 'TICKGATE_WS_FLUSH_INTERVAL_MS',
     },
     flushAdaptive: {
-      doc: 'Adapt the hold to load (0 below 15% event-loop utilisation, the whole ws.flushIntervalMs from 50%). false: a client\'s frames are at least the whole interval apart whatever the load (the first update after a quiet spell still leaves at once).',
+      doc: 'Adapt the hold to load (0 below 10% event-loop utilisation, the whole ws.flushIntervalMs from 25%). false: a client\'s frames are at least the whole interval apart whatever the load (the first update after a quiet spell still leaves at once).',
       format: Boolean,
       default: true,
       env: 'TICKGATE_WS_FLUSH_ADAPTIVE',

@@ -502,7 +502,7 @@ describe('FlushScheduler, adaptive', () => {
   it('scales the hold with load between the two thresholds', () => {
     const mid = (HOLD_FROM_LOAD + HOLD_FULL_LOAD) / 2;
     const { sched, load, clock } = setup(mid);
-    expect(sched.holdMs).toBeCloseTo(CEILING / 2, 5);
+    expect(sched.holdMs).toBeCloseTo(CEILING / 2, 4);
     load.value = 0;
     clock.advance(LOAD_SAMPLE_MS * 20);
     expect(sched.holdMs).toBe(0);

@@ -129,8 +129,8 @@ export const LOAD_SAMPLE_MS = 100;
 /** Weight of the newest sample in the smoothed load (about 0.2 s to follow a change). */
 const LOAD_WEIGHT = 0.5;
 /** Smoothed utilisation at which holding starts, and at which it reaches the whole interval. */
-export const HOLD_FROM_LOAD = 0.15;
-export const HOLD_FULL_LOAD = 0.5;
+export const HOLD_FROM_LOAD = 0.1;
+export const HOLD_FULL_LOAD = 0.25;
 /** A hold this short is not worth a timer (Node's have 1 ms resolution): send at once instead. */
 const MIN_HOLD_MS = 0.5;
 /** A held client due within this much of the timer that fires goes with it, so one timer serves a millisecond's clients. */
@@ -150,8 +150,8 @@ const DUE_SLACK_MS = 1;
  *   something (setImmediate). The lowest latency, a write per client per turn.
  * - adaptive (the default, `intervalMs` N is the ceiling): the scheduler
  *   samples event-loop utilisation every {@link LOAD_SAMPLE_MS} ms and holds
- *   for `N x (load - 0.15) / 0.35`, clamped to [0, N] (0 below a load of
- *   0.15, N from 0.5). A client whose last frame is older than the hold is
+ *   for `N x (load - 0.1) / 0.15`, clamped to [0, N] (0 below a load of
+ *   0.1, N from 0.25). A client whose last frame is older than the hold is
  *   flushed at the end of this turn, so an idle client gets its first update
  *   at once; one that had a frame less than the hold ago waits until the
  *   hold has passed since that frame, and everything that arrived meanwhile
