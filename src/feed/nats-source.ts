@@ -49,6 +49,15 @@ export class NatsConnectError extends Error {
 const INGEST_TURN_MS = 20;
 
 /**
+ * A warm-start attempt (making the stream's consumer) may take this part of
+ * nats.warmTimeoutMs, within 0.5-5 s: 1 s of the default 10 s, so ten
+ * attempts fit, where a healthy cluster answers in milliseconds. See
+ * warmStart() for why a request can go unanswered; with a third of them
+ * unanswered, all ten are about once in 50,000 starts.
+ */
+const WARM_ATTEMPT_SHARE = 10;
+
+/**
  * A feed's subscription messages received and not yet processed, bounded
  * like a NATS client's pending limits (nats.pendingMsgsLimit,
  * nats.pendingBytesLimit). Empty unless the gateway falls behind. Over a
@@ -505,26 +514,44 @@ export class NatsSource implements FeedSource {
     };
   }
 
-  /** Reads the last message of every subject of the feed from its JetStream stream. */
+  /**
+   * Reads the last message of every subject of the feed from its JetStream
+   * stream, through an ephemeral consumer.
+   *
+   * JetStream places such a consumer on one node of the stream's, chosen at
+   * random among those the cluster takes to be up. After a node is lost the
+   * cluster can go on taking it to be up for some time (half a minute and
+   * more in the tests), so a consumer can be placed on the lost node: that
+   * request is never answered, and only a new one gets a new placement (one
+   * in three goes to the lost node of an R3 stream). Each attempt is
+   * therefore given a part of nats.warmTimeoutMs (WARM_ATTEMPT_SHARE), so
+   * several fit before the deadline; a healthy cluster answers within
+   * milliseconds.
+   */
   private async warmStart(nc: NatsConnection, norm: Normalizer, warm: TickSink): Promise<void> {
     const feed = norm.feed;
     const stream = feed.jetstream!;
     const timeoutMs = this.config.nats.warmTimeoutMs;
     const started = Date.now();
+    const deadline = started + timeoutMs;
+    const attemptMs = Math.min(5000, Math.max(500, Math.round(timeoutMs / WARM_ATTEMPT_SHARE)));
+    let attempts = 0;
     let loaded = 0;
     let invalid = 0;
     try {
-      const js = jetstream(nc, { timeout: Math.min(timeoutMs, 5000) });
-      // Right after a stream's leader is lost JetStream refuses for a moment
-      // while the others elect a new one: try again until the deadline, but
-      // not for a stream that does not exist.
+      // Right after a stream's leader is lost JetStream also refuses for a
+      // moment while the others elect a new one: try again until the
+      // deadline, but not for a stream that does not exist.
       const { consumer, info } = await untilDeadline(
         async () => {
+          attempts++;
+          const js = jetstream(nc, { timeout: Math.max(100, Math.min(attemptMs, deadline - Date.now())) });
           const c = await js.consumers.get(stream, { filter_subjects: feed.subject, deliver_policy: DeliverPolicy.LastPerSubject });
           return { consumer: c, info: await c.info(true) };
         },
-        started + timeoutMs,
+        deadline,
         (err) => /stream not found/i.test((err as Error).message),
+        (err) => this.log.debug({ feed: feed.name, stream, attempt: attempts, err }, 'warm start: JetStream did not make the consumer; trying again'),
       );
       let remaining = info.num_pending;
       if (remaining > 0) {
@@ -547,13 +574,13 @@ export class NatsSource implements FeedSource {
       }
       const level = remaining > 0 ? 'warn' : 'info';
       this.log[level](
-        { feed: feed.name, stream, loaded, invalid, missing: Math.max(0, remaining), ms: Date.now() - started },
+        { feed: feed.name, stream, loaded, invalid, missing: Math.max(0, remaining), attempts, ms: Date.now() - started },
         remaining > 0 ? `warm start incomplete after ${timeoutMs} ms; continuing with live data` : 'warm start loaded',
       );
     } catch (err) {
       // A missing stream or a JetStream outage must not keep the gateway down:
       // state then builds from live ticks, as without JetStream.
-      this.log.warn({ err, feed: feed.name, stream, loaded }, 'warm start failed; state builds from live ticks');
+      this.log.warn({ err, feed: feed.name, stream, loaded, attempts, ms: Date.now() - started }, 'warm start failed; state builds from live ticks');
     }
   }
 
@@ -663,14 +690,22 @@ export class NatsSource implements FeedSource {
   }
 }
 
-/** Runs `attempt` until it succeeds, the deadline passes (the last error is thrown), or an error is final. */
-async function untilDeadline<T>(attempt: () => Promise<T>, deadline: number, final: (err: unknown) => boolean): Promise<T> {
+/**
+ * Runs `attempt` until it succeeds, the deadline passes (the last error is
+ * thrown), or an error is final. Attempts start at least 100 ms, growing to
+ * 1 s, apart: one refused at once waits, one that timed out is followed at
+ * once by the next.
+ */
+async function untilDeadline<T>(attempt: () => Promise<T>, deadline: number, final: (err: unknown) => boolean, retrying?: (err: unknown) => void): Promise<T> {
   for (let wait = 100; ; wait = Math.min(wait * 2, 1000)) {
+    const start = Date.now();
     try {
       return await attempt();
     } catch (err) {
-      if (final(err) || Date.now() + wait >= deadline) throw err;
-      await new Promise((r) => setTimeout(r, wait));
+      const next = Math.max(Date.now(), start + wait);
+      if (final(err) || next >= deadline) throw err;
+      retrying?.(err);
+      await new Promise((r) => setTimeout(r, next - Date.now()));
     }
   }
 }
