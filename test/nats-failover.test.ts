@@ -221,7 +221,7 @@ describe('clustered JetStream (R3)', () => {
     for (const s of symbols) expect(view.state.get(s)!.d).toEqual(last.get(s));
   });
 
-  it('warm-starts with a node down although JetStream may place the warm-start consumer on it', { timeout: 60_000 }, async () => {
+  it('warm-starts and reads trades with a node down although JetStream may place their consumers on it', { timeout: 60_000 }, async () => {
     const nodes = await cluster(true);
     const nc = await connect({ servers: nodes.urls, pingInterval: 400, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
     cleanup.push(() => nc.close());
@@ -229,6 +229,8 @@ describe('clustered JetStream (R3)', () => {
     await jsm.streams.add({ name: 'MD_SIM', subjects: ['md.sim.>'], num_replicas: 3, max_msgs_per_subject: 1, storage: StorageType.File });
     const js = jetstream(nc);
     for (let i = 0; i < 40; i++) await jsPublish(js, `md.sim.W${i}`, mpEncode({ s: `W${i}`, bid: 100 + i, ask: 101 + i, ts: 1764100000000 + i }), `w-${i}`);
+    await jsm.streams.add({ name: 'TRADES', subjects: ['trade.>'], num_replicas: 3, storage: StorageType.File });
+    for (let i = 0; i < 30; i++) await jsPublish(js, 'trade.AAPL', mpEncode({ s: 'AAPL', px: 100 + i / 100, sz: 1, side: 'b', id: `T-${i}`, ts: 1764100000000 + i }), `t-${i}`);
     // A node that leads neither the stream nor the cluster goes: no election, the stream keeps its quorum, and for
     // the rest of the test the cluster still takes the node to be up, so about one consumer in three is placed on it
     // and its create request goes unanswered.
@@ -236,21 +238,28 @@ describe('clustered JetStream (R3)', () => {
     const jsz = (await (await fetch(`http://127.0.0.1:${nodes.nodes[0]!.httpPort}/jsz`)).json()) as { meta_cluster?: { leader?: string } };
     const lost = nodes.nodes.find((n) => n.name !== streamLead && n.name !== jsz.meta_cluster?.leader)!;
     await lost.kill();
-    // Each gateway warm-starts once, within 5 s. A warm start that gave one request all 5 s would load nothing after
-    // a placement on the lost node: at least one of eight gateways would, 97 times in 100.
+    // Each gateway warm-starts once and reads the trade stream, each within 5 s. One that gave a request all 5 s
+    // would load nothing (warm start) or fail to start (trades) after a placement on the lost node: at least one of
+    // eight gateways would, more than 99 times in 100.
     const loaded: number[] = [];
+    const trades: number[] = [];
     for (let i = 0; i < 8; i++) {
       const gw = await startGateway({
         nats: { servers: nodes.urls.filter((u) => u !== lost.url), name: `gw-warm-${i}`, ...FAST, warmTimeoutMs: 5000 },
-        feeds: [{ name: 'sim', subject: 'md.sim.>', jetstream: 'MD_SIM', staleAfterMs: 0 }],
+        feeds: [
+          { name: 'sim', subject: 'md.sim.>', jetstream: 'MD_SIM', staleAfterMs: 0 },
+          { name: 'tape', kind: 'trade', subject: 'trade.>', jetstream: 'TRADES', staleAfterMs: 0 },
+        ],
       });
       try {
         loaded.push(await gw.metric('tickgate_ingest_warm_ticks_total', { feed: 'sim' }));
+        trades.push(await gw.metric('tickgate_trades_total', { feed: 'tape' }));
       } finally {
         await gw.stop();
       }
     }
     expect(loaded).toEqual(Array(8).fill(40));
+    expect(trades).toEqual(Array(8).fill(30));
   });
 
   it('recovers trades from an R3 stream across a killed node: same socket loses nothing, a resume on another gateway neither', async () => {

@@ -13,7 +13,7 @@
  */
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type OrderedConsumerOptions } from '@nats-io/jetstream';
 import {
   connect,
   credsAuthenticator,
@@ -360,11 +360,12 @@ export class NatsSource implements FeedSource {
     });
     sinks.tradeEpoch(name, `${stream}.${Date.parse(si.created).toString(36)}`);
     const ttlSec = this.config.trade.history.ttlSec;
-    const js = jetstream(nc, { timeout: Math.min(timeoutMs, 5000) });
     const recent = () =>
       ttlSec > 0 ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Date.now() - ttlSec * 1000).toISOString() } : { deliver_policy: DeliverPolicy.All };
-    const consumer = await js.consumers.get(stream, { filter_subjects: feed.subject, ...recent() });
-    let backlog = (await consumer.info(true)).num_pending;
+    const { consumer, info, attempts } = await this.makeConsumer(nc, name, stream, () => ({ filter_subjects: feed.subject, ...recent() }), started + timeoutMs).catch((err: unknown) => {
+      throw new NatsConnectError(`feeds: ${name}: no consumer of JetStream stream ${JSON.stringify(stream)} within nats.warmTimeoutMs (${timeoutMs} ms): ${(err as Error).message}`, { cause: err });
+    });
+    let backlog = info.num_pending;
     // The consumer lives on one node of a cluster. nats.js makes an ordered
     // consumer again when the server says it is gone, but not when its node
     // is (the cluster still lists it there, and after a reconnect nothing
@@ -463,7 +464,7 @@ export class NatsSource implements FeedSource {
     await done;
     clearTimeout(timer);
     const level = backlog > 0 ? 'warn' : 'info';
-    this.log[level]({ feed: name, stream, missing: backlog, ms: Date.now() - started }, backlog > 0 ? 'trade history incomplete at start; continuing' : 'trades read from their stream');
+    this.log[level]({ feed: name, stream, missing: backlog, attempts, ms: Date.now() - started }, backlog > 0 ? 'trade history incomplete at start; continuing' : 'trades read from their stream');
   }
 
   /** The per-message work of one feed, chosen once by its kind: decode, validate, hand over. */
@@ -515,8 +516,8 @@ export class NatsSource implements FeedSource {
   }
 
   /**
-   * Reads the last message of every subject of the feed from its JetStream
-   * stream, through an ephemeral consumer.
+   * Makes an ephemeral consumer of `stream` and reads its info, trying again
+   * until `deadline`.
    *
    * JetStream places such a consumer on one node of the stream's, chosen at
    * random among those the cluster takes to be up. After a node is lost the
@@ -526,33 +527,40 @@ export class NatsSource implements FeedSource {
    * in three goes to the lost node of an R3 stream). Each attempt is
    * therefore given a part of nats.warmTimeoutMs (WARM_ATTEMPT_SHARE), so
    * several fit before the deadline; a healthy cluster answers within
-   * milliseconds.
+   * milliseconds. Right after a stream's leader is lost JetStream also
+   * refuses for a moment while the others elect a new one; a stream that
+   * does not exist is final. `options` is called for each attempt.
    */
+  private async makeConsumer(nc: NatsConnection, feed: string, stream: string, options: () => Partial<OrderedConsumerOptions>, deadline: number) {
+    const attemptMs = Math.min(5000, Math.max(500, Math.round(this.config.nats.warmTimeoutMs / WARM_ATTEMPT_SHARE)));
+    let attempts = 0;
+    const made = await untilDeadline(
+      async () => {
+        attempts++;
+        const js = jetstream(nc, { timeout: Math.max(100, Math.min(attemptMs, deadline - Date.now())) });
+        const consumer = await js.consumers.get(stream, options());
+        return { consumer, info: await consumer.info(true) };
+      },
+      deadline,
+      (err) => /stream not found/i.test((err as Error).message),
+      (err) => this.log.debug({ feed, stream, attempt: attempts, err }, 'JetStream did not make the consumer; trying again'),
+    );
+    return { ...made, attempts };
+  }
+
+  /** Reads the last message of every subject of the feed from its JetStream stream. */
   private async warmStart(nc: NatsConnection, norm: Normalizer, warm: TickSink): Promise<void> {
     const feed = norm.feed;
     const stream = feed.jetstream!;
     const timeoutMs = this.config.nats.warmTimeoutMs;
     const started = Date.now();
-    const deadline = started + timeoutMs;
-    const attemptMs = Math.min(5000, Math.max(500, Math.round(timeoutMs / WARM_ATTEMPT_SHARE)));
     let attempts = 0;
     let loaded = 0;
     let invalid = 0;
     try {
-      // Right after a stream's leader is lost JetStream also refuses for a
-      // moment while the others elect a new one: try again until the
-      // deadline, but not for a stream that does not exist.
-      const { consumer, info } = await untilDeadline(
-        async () => {
-          attempts++;
-          const js = jetstream(nc, { timeout: Math.max(100, Math.min(attemptMs, deadline - Date.now())) });
-          const c = await js.consumers.get(stream, { filter_subjects: feed.subject, deliver_policy: DeliverPolicy.LastPerSubject });
-          return { consumer: c, info: await c.info(true) };
-        },
-        deadline,
-        (err) => /stream not found/i.test((err as Error).message),
-        (err) => this.log.debug({ feed: feed.name, stream, attempt: attempts, err }, 'warm start: JetStream did not make the consumer; trying again'),
-      );
+      const made = await this.makeConsumer(nc, feed.name, stream, () => ({ filter_subjects: feed.subject, deliver_policy: DeliverPolicy.LastPerSubject }), started + timeoutMs);
+      const { consumer, info } = made;
+      attempts = made.attempts;
       let remaining = info.num_pending;
       if (remaining > 0) {
         const messages = await consumer.consume({ max_messages: 1000 });
