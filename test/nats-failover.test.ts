@@ -231,13 +231,14 @@ describe('clustered JetStream (R3)', () => {
     for (let i = 0; i < 40; i++) await jsPublish(js, `md.sim.W${i}`, mpEncode({ s: `W${i}`, bid: 100 + i, ask: 101 + i, ts: 1764100000000 + i }), `w-${i}`);
     await jsm.streams.add({ name: 'TRADES', subjects: ['trade.>'], num_replicas: 3, storage: StorageType.File });
     for (let i = 0; i < 30; i++) await jsPublish(js, 'trade.AAPL', mpEncode({ s: 'AAPL', px: 100 + i / 100, sz: 1, side: 'b', id: `T-${i}`, ts: 1764100000000 + i }), `t-${i}`);
-    // A node that leads neither the stream nor the cluster goes: no election, the stream keeps its quorum, and for
-    // the rest of the test the cluster still takes the node to be up, so about one consumer in three is placed on it
-    // and its create request goes unanswered.
+    // A node that leads neither the quote stream nor the cluster goes: the streams keep their quorum, and for the
+    // rest of the test the cluster still takes the node to be up, so about one consumer in three is placed on it and
+    // its create request goes unanswered. (If it led the trade stream, the other two elect a new leader first.)
     const streamLead = await streamLeader(nc, 'MD_SIM');
     const jsz = (await (await fetch(`http://127.0.0.1:${nodes.nodes[0]!.httpPort}/jsz`)).json()) as { meta_cluster?: { leader?: string } };
     const lost = nodes.nodes.find((n) => n.name !== streamLead && n.name !== jsz.meta_cluster?.leader)!;
     await lost.kill();
+    await streamLeader(nc, 'TRADES', lost.name);
     // Each gateway warm-starts once and reads the trade stream, each within 5 s. One that gave a request all 5 s
     // would load nothing (warm start) or fail to start (trades) after a placement on the lost node: at least one of
     // eight gateways would, more than 99 times in 100.

@@ -354,15 +354,17 @@ export class NatsSource implements FeedSource {
     const name = feed.name;
     const timeoutMs = this.config.nats.warmTimeoutMs;
     const started = Date.now();
-    const jsm = await jetstreamManager(nc, { timeout: Math.min(timeoutMs, 5000) });
-    const si = await jsm.streams.info(stream).catch((err: unknown) => {
+    const deadline = started + timeoutMs;
+    // The stream's leader may be the node just lost: ask again until the others have elected one.
+    const jsm = await jetstreamManager(nc, { timeout: this.attemptMs() });
+    const si = await untilDeadline(() => jsm.streams.info(stream), deadline, isStreamNotFound).catch((err: unknown) => {
       throw new NatsConnectError(`feeds: ${name}: JetStream stream ${JSON.stringify(stream)} cannot be read: ${(err as Error).message}`, { cause: err });
     });
     sinks.tradeEpoch(name, `${stream}.${Date.parse(si.created).toString(36)}`);
     const ttlSec = this.config.trade.history.ttlSec;
     const recent = () =>
       ttlSec > 0 ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Date.now() - ttlSec * 1000).toISOString() } : { deliver_policy: DeliverPolicy.All };
-    const { consumer, info, attempts } = await this.makeConsumer(nc, name, stream, () => ({ filter_subjects: feed.subject, ...recent() }), started + timeoutMs).catch((err: unknown) => {
+    const { consumer, info, attempts } = await this.makeConsumer(nc, name, stream, () => ({ filter_subjects: feed.subject, ...recent() }), deadline).catch((err: unknown) => {
       throw new NatsConnectError(`feeds: ${name}: no consumer of JetStream stream ${JSON.stringify(stream)} within nats.warmTimeoutMs (${timeoutMs} ms): ${(err as Error).message}`, { cause: err });
     });
     let backlog = info.num_pending;
@@ -515,6 +517,11 @@ export class NatsSource implements FeedSource {
     };
   }
 
+  /** How long one JetStream request at start may take (WARM_ATTEMPT_SHARE). */
+  private attemptMs(): number {
+    return Math.min(5000, Math.max(500, Math.round(this.config.nats.warmTimeoutMs / WARM_ATTEMPT_SHARE)));
+  }
+
   /**
    * Makes an ephemeral consumer of `stream` and reads its info, trying again
    * until `deadline`.
@@ -532,7 +539,7 @@ export class NatsSource implements FeedSource {
    * does not exist is final. `options` is called for each attempt.
    */
   private async makeConsumer(nc: NatsConnection, feed: string, stream: string, options: () => Partial<OrderedConsumerOptions>, deadline: number) {
-    const attemptMs = Math.min(5000, Math.max(500, Math.round(this.config.nats.warmTimeoutMs / WARM_ATTEMPT_SHARE)));
+    const attemptMs = this.attemptMs();
     let attempts = 0;
     const made = await untilDeadline(
       async () => {
@@ -542,7 +549,7 @@ export class NatsSource implements FeedSource {
         return { consumer, info: await consumer.info(true) };
       },
       deadline,
-      (err) => /stream not found/i.test((err as Error).message),
+      isStreamNotFound,
       (err) => this.log.debug({ feed, stream, attempt: attempts, err }, 'JetStream did not make the consumer; trying again'),
     );
     return { ...made, attempts };
@@ -697,6 +704,8 @@ export class NatsSource implements FeedSource {
     this.status = { state: 'stopped' };
   }
 }
+
+const isStreamNotFound = (err: unknown): boolean => /stream not found/i.test((err as Error).message);
 
 /**
  * Runs `attempt` until it succeeds, the deadline passes (the last error is
