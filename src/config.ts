@@ -377,7 +377,7 @@ const schema = {
   },
   nats: {
     warmTimeoutMs: {
-      doc: 'Time allowed for reading a feed\'s JetStream warm-start stream at start; past it the gateway starts with what it has (and logs a warning).',
+      doc: 'Time allowed at start for reading a feed\'s JetStream warm-start stream (past it the gateway starts with what it has, and logs a warning) and for reaching a trade feed\'s stream (past it the start fails with an error naming the feed). Each JetStream request in it may take a tenth, 1 to 5 s, and is tried again until the time is up.',
       format: intIn(100, 600_000),
       default: 10_000,
     },

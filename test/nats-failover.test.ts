@@ -239,14 +239,14 @@ describe('clustered JetStream (R3)', () => {
     const lost = nodes.nodes.find((n) => n.name !== streamLead && n.name !== jsz.meta_cluster?.leader)!;
     await lost.kill();
     await streamLeader(nc, 'TRADES', lost.name);
-    // Each gateway warm-starts once and reads the trade stream, each within 5 s. One that gave a request all 5 s
-    // would load nothing (warm start) or fail to start (trades) after a placement on the lost node: at least one of
-    // eight gateways would, more than 99 times in 100.
+    // Each gateway warm-starts once and reads the trade stream, each within 10 s (requests of 1 s). One that gave a
+    // request 5 s would load nothing after two placements on the lost node (warm start) or fail to start after one
+    // (trades): at least one of eight gateways would, more than 99 times in 100.
     const loaded: number[] = [];
     const trades: number[] = [];
     for (let i = 0; i < 8; i++) {
       const gw = await startGateway({
-        nats: { servers: nodes.urls.filter((u) => u !== lost.url), name: `gw-warm-${i}`, ...FAST, warmTimeoutMs: 5000 },
+        nats: { servers: nodes.urls.filter((u) => u !== lost.url), name: `gw-warm-${i}`, ...FAST, warmTimeoutMs: 10_000 },
         feeds: [
           { name: 'sim', subject: 'md.sim.>', jetstream: 'MD_SIM', staleAfterMs: 0 },
           { name: 'tape', kind: 'trade', subject: 'trade.>', jetstream: 'TRADES', staleAfterMs: 0 },
@@ -261,6 +261,25 @@ describe('clustered JetStream (R3)', () => {
     }
     expect(loaded).toEqual(Array(8).fill(40));
     expect(trades).toEqual(Array(8).fill(30));
+  });
+
+  it('starts with a trade feed right after the cluster\'s meta leader is lost, reading every trade', { timeout: 60_000 }, async () => {
+    const nodes = await cluster(true);
+    const nc = await connect({ servers: nodes.urls, pingInterval: 400, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+    cleanup.push(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'TRADES', subjects: ['trade.>'], num_replicas: 3, storage: StorageType.File });
+    const js = jetstream(nc);
+    for (let i = 0; i < 30; i++) await jsPublish(js, 'trade.AAPL', mpEncode({ s: 'AAPL', px: 100 + i / 100, sz: 1, side: 'b', id: `T-${i}`, ts: 1764100000000 + i }), `t-${i}`);
+    // The meta leader alone answers JetStream's account check; while the other two elect a new one nothing does.
+    const jsz = (await (await fetch(`http://127.0.0.1:${nodes.nodes[0]!.httpPort}/jsz`)).json()) as { meta_cluster?: { leader?: string } };
+    const lost = nodes.nodes.find((n) => n.name === jsz.meta_cluster?.leader)!;
+    await lost.kill();
+    const gw = await gateway('gw-meta', nodes.urls.filter((u) => u !== lost.url), {
+      nats: { servers: nodes.urls.filter((u) => u !== lost.url), name: 'gw-meta', ...FAST, warmTimeoutMs: 10_000 },
+      feeds: [{ name: 'tape', kind: 'trade', subject: 'trade.>', jetstream: 'TRADES', staleAfterMs: 0 }],
+    });
+    expect(await gw.metric('tickgate_trades_total', { feed: 'tape' })).toBe(30);
   });
 
   it('recovers trades from an R3 stream across a killed node: same socket loses nothing, a resume on another gateway neither', async () => {

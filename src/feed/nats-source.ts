@@ -49,11 +49,12 @@ export class NatsConnectError extends Error {
 const INGEST_TURN_MS = 20;
 
 /**
- * A warm-start attempt (making the stream's consumer) may take this part of
- * nats.warmTimeoutMs, within 0.5-5 s: 1 s of the default 10 s, so ten
- * attempts fit, where a healthy cluster answers in milliseconds. See
- * warmStart() for why a request can go unanswered; with a third of them
- * unanswered, all ten are about once in 50,000 starts.
+ * One JetStream request at start (a stream's info, making a consumer) may
+ * take this part of nats.warmTimeoutMs, within 1-5 s: 1 s of the default
+ * 10 s, so about ten attempts fit, where a healthy cluster answers in
+ * milliseconds. See makeConsumer() for why a request can go unanswered;
+ * with a third of them unanswered, ten in a row are about once in 60,000
+ * starts.
  */
 const WARM_ATTEMPT_SHARE = 10;
 
@@ -355,18 +356,25 @@ export class NatsSource implements FeedSource {
     const timeoutMs = this.config.nats.warmTimeoutMs;
     const started = Date.now();
     const deadline = started + timeoutMs;
-    // The stream's leader may be the node just lost: ask again until the others have elected one.
-    const jsm = await jetstreamManager(nc, { timeout: this.attemptMs() });
+    // The stream's leader (or the cluster's, which answers the manager's own
+    // API check, skipped here) may be the node just lost: ask again until
+    // the others have elected one.
+    const jsm = await jetstreamManager(nc, { timeout: this.attemptMs(), checkAPI: false });
     const si = await untilDeadline(() => jsm.streams.info(stream), deadline, isStreamNotFound).catch((err: unknown) => {
-      throw new NatsConnectError(`feeds: ${name}: JetStream stream ${JSON.stringify(stream)} cannot be read: ${(err as Error).message}`, { cause: err });
+      throw new NatsConnectError(`feeds: ${name}: JetStream stream ${JSON.stringify(stream)} cannot be read (nats.warmTimeoutMs ${timeoutMs} ms): ${(err as Error).message}`, { cause: err });
     });
     sinks.tradeEpoch(name, `${stream}.${Date.parse(si.created).toString(36)}`);
     const ttlSec = this.config.trade.history.ttlSec;
     const recent = () =>
       ttlSec > 0 ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(Date.now() - ttlSec * 1000).toISOString() } : { deliver_policy: DeliverPolicy.All };
-    const { consumer, info, attempts } = await this.makeConsumer(nc, name, stream, () => ({ filter_subjects: feed.subject, ...recent() }), deadline).catch((err: unknown) => {
-      throw new NatsConnectError(`feeds: ${name}: no consumer of JetStream stream ${JSON.stringify(stream)} within nats.warmTimeoutMs (${timeoutMs} ms): ${(err as Error).message}`, { cause: err });
+    const tries = { attempts: 0 };
+    const { consumer, info } = await this.makeConsumer(nc, name, stream, () => ({ filter_subjects: feed.subject, ...recent() }), deadline, tries).catch((err: unknown) => {
+      throw new NatsConnectError(
+        `feeds: ${name}: cannot make a consumer of JetStream stream ${JSON.stringify(stream)} (${tries.attempts} attempts, nats.warmTimeoutMs ${timeoutMs} ms): ${(err as Error).message}`,
+        { cause: err },
+      );
     });
+    const { attempts } = tries;
     let backlog = info.num_pending;
     // The consumer lives on one node of a cluster. nats.js makes an ordered
     // consumer again when the server says it is gone, but not when its node
@@ -519,12 +527,13 @@ export class NatsSource implements FeedSource {
 
   /** How long one JetStream request at start may take (WARM_ATTEMPT_SHARE). */
   private attemptMs(): number {
-    return Math.min(5000, Math.max(500, Math.round(this.config.nats.warmTimeoutMs / WARM_ATTEMPT_SHARE)));
+    return Math.min(5000, Math.max(1000, Math.round(this.config.nats.warmTimeoutMs / WARM_ATTEMPT_SHARE)));
   }
 
   /**
    * Makes an ephemeral consumer of `stream` and reads its info, trying again
-   * until `deadline`.
+   * until about `deadline` (the last attempt may end up to attemptMs() after
+   * it); `tries.attempts` counts the attempts, failed or not.
    *
    * JetStream places such a consumer on one node of the stream's, chosen at
    * random among those the cluster takes to be up. After a node is lost the
@@ -534,25 +543,23 @@ export class NatsSource implements FeedSource {
    * in three goes to the lost node of an R3 stream). Each attempt is
    * therefore given a part of nats.warmTimeoutMs (WARM_ATTEMPT_SHARE), so
    * several fit before the deadline; a healthy cluster answers within
-   * milliseconds. Right after a stream's leader is lost JetStream also
+   * milliseconds. The consumer keeps that timeout for the requests it makes
+   * later (a trade feed's, made again after a reconnect). Right after a stream's leader is lost JetStream also
    * refuses for a moment while the others elect a new one; a stream that
    * does not exist is final. `options` is called for each attempt.
    */
-  private async makeConsumer(nc: NatsConnection, feed: string, stream: string, options: () => Partial<OrderedConsumerOptions>, deadline: number) {
-    const attemptMs = this.attemptMs();
-    let attempts = 0;
-    const made = await untilDeadline(
+  private async makeConsumer(nc: NatsConnection, feed: string, stream: string, options: () => Partial<OrderedConsumerOptions>, deadline: number, tries: { attempts: number }) {
+    const js = jetstream(nc, { timeout: this.attemptMs() });
+    return untilDeadline(
       async () => {
-        attempts++;
-        const js = jetstream(nc, { timeout: Math.max(100, Math.min(attemptMs, deadline - Date.now())) });
+        tries.attempts++;
         const consumer = await js.consumers.get(stream, options());
         return { consumer, info: await consumer.info(true) };
       },
       deadline,
       isStreamNotFound,
-      (err) => this.log.debug({ feed, stream, attempt: attempts, err }, 'JetStream did not make the consumer; trying again'),
+      (err) => this.log.debug({ feed, stream, attempt: tries.attempts, err }, 'JetStream did not make the consumer; trying again'),
     );
-    return { ...made, attempts };
   }
 
   /** Reads the last message of every subject of the feed from its JetStream stream. */
@@ -561,13 +568,11 @@ export class NatsSource implements FeedSource {
     const stream = feed.jetstream!;
     const timeoutMs = this.config.nats.warmTimeoutMs;
     const started = Date.now();
-    let attempts = 0;
+    const tries = { attempts: 0 };
     let loaded = 0;
     let invalid = 0;
     try {
-      const made = await this.makeConsumer(nc, feed.name, stream, () => ({ filter_subjects: feed.subject, deliver_policy: DeliverPolicy.LastPerSubject }), started + timeoutMs);
-      const { consumer, info } = made;
-      attempts = made.attempts;
+      const { consumer, info } = await this.makeConsumer(nc, feed.name, stream, () => ({ filter_subjects: feed.subject, deliver_policy: DeliverPolicy.LastPerSubject }), started + timeoutMs, tries);
       let remaining = info.num_pending;
       if (remaining > 0) {
         const messages = await consumer.consume({ max_messages: 1000 });
@@ -589,13 +594,13 @@ export class NatsSource implements FeedSource {
       }
       const level = remaining > 0 ? 'warn' : 'info';
       this.log[level](
-        { feed: feed.name, stream, loaded, invalid, missing: Math.max(0, remaining), attempts, ms: Date.now() - started },
+        { feed: feed.name, stream, loaded, invalid, missing: Math.max(0, remaining), attempts: tries.attempts, ms: Date.now() - started },
         remaining > 0 ? `warm start incomplete after ${timeoutMs} ms; continuing with live data` : 'warm start loaded',
       );
     } catch (err) {
       // A missing stream or a JetStream outage must not keep the gateway down:
       // state then builds from live ticks, as without JetStream.
-      this.log.warn({ err, feed: feed.name, stream, loaded, attempts, ms: Date.now() - started }, 'warm start failed; state builds from live ticks');
+      this.log.warn({ err, feed: feed.name, stream, loaded, attempts: tries.attempts, ms: Date.now() - started }, 'warm start failed; state builds from live ticks');
     }
   }
 
