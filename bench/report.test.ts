@@ -177,7 +177,7 @@ describe('report helpers', () => {
 
   it('judges each tickgate run (the adaptive default and each fixed schedule) against the same baselines', () => {
     const steps = [
-      step('tickgate', 1000, 100_000, 2, 2),
+      { ...step('tickgate', 1000, 100_000, 2, 2), held: { perSec: 31_942.4, holdMs: 5 } },
       step('tickgate', 1000, 100_000, 1, 6, 5),
       step('nats-ws', 1000, 100_000, 6, 4),
       step('ws-json', 1000, 100_000, 12, 8),
@@ -197,6 +197,9 @@ describe('report helpers', () => {
     expect(t.filter((x) => x.target.startsWith('isolation'))).toHaveLength(1);
     const md = renderReport(suite(steps));
     expect(md).toContain('| tickgate, flush 5 ms | 1,000 |');
+    // The adaptive run's frames cell also shows what the gateway held; the fixed schedule's does not.
+    expect(md).toContain('| tickgate | 1,000 | 100,000 | 100,000 | 50,000 (held 31,942, hold 5.0 ms) |');
+    expect(md).toContain('| tickgate, flush 5 ms | 1,000 | 100,000 | 100,000 | 50,000 |');
     expect(md).toContain('| 1,000 | tickgate, flush 5 ms | ws + JSON gateway | 12.0x | 0.75 |');
   });
 

@@ -440,6 +440,9 @@ export function ratio(a: number | null | undefined, b: number | null | undefined
   return Math.round((a / b) * 100) / 100;
 }
 
+/** ` (held N, hold M ms)` for an adaptive tickgate step, else nothing. */
+export const heldText = (s: Pick<FanoutStep, 'held'>): string => (s.held ? ` (held ${int(s.held.perSec)}, hold ${fmt(s.held.holdMs, 1)} ms)` : '');
+
 export const fmt = (x: number | null | undefined, digits = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
 export const int = (x: number | null | undefined): string => (x === null || x === undefined || !Number.isFinite(x) ? '-' : Math.round(x).toLocaleString('en-US'));
 
@@ -1047,7 +1050,7 @@ function fanoutText(f: FanoutResult): string {
         int(s.rate),
         int(s.deliveredPerSec),
         int(s.expectedPerSec),
-        int(s.framesPerSec) + (s.held ? ` (held ${int(s.held.perSec)}, hold ${fmt(s.held.holdMs, 1)} ms)` : ''),
+        int(s.framesPerSec) + heldText(s),
         int(s.bytesPerConnPerSec),
         lat(s.latency),
         fmt(s.latencyCorrected.p99, 2),

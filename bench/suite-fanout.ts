@@ -39,7 +39,7 @@ import {
   type Nats,
   type Proc,
 } from './procs.js';
-import { stepLabel, type FanoutResult, type FanoutStep, type Flush, type System } from './report.js';
+import { heldText, int, stepLabel, type FanoutResult, type FanoutStep, type Flush, type System } from './report.js';
 
 export interface Pinning {
   server: string;
@@ -473,7 +473,7 @@ export async function runFanout(o: FanoutOptions, signal: AbortSignal, log: (s: 
         result.steps.push(step);
         log(
           `fanout: ${tag} ${rate} ticks/s: ${Math.round(step.deliveredPerSec)} upd/s, p99 ${step.latency.p99} ms, server ${step.server.cpuPercent}% (${step.server.usPerUpdate} µs/upd), clients ${step.clientCpuPercent}%` +
-            (step.held ? `, ${Math.round(step.framesPerSec)} frames/s (held ${Math.round(step.held.perSec)}, hold ${step.held.holdMs} ms)` : '') +
+            (step.held ? `, ${int(step.framesPerSec)} frames/s${heldText(step)}` : '') +
             (step.warnings.length > 0 ? `; ${step.warnings.join('; ')}` : '') +
             (step.stopReasons.length > 0 ? `; stop: ${step.stopReasons.join('; ')}` : ''),
         );

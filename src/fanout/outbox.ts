@@ -150,8 +150,8 @@ const DUE_SLACK_MS = 1;
  *   something (setImmediate). The lowest latency, a write per client per turn.
  * - adaptive (the default, `intervalMs` N is the ceiling): the scheduler
  *   samples event-loop utilisation every {@link LOAD_SAMPLE_MS} ms and holds
- *   for `N x (load - 0.1) / 0.15`, clamped to [0, N] (0 below a load of
- *   0.1, N from 0.25). A client whose last frame is older than the hold is
+ *   for `N x (load - HOLD_FROM_LOAD) / (HOLD_FULL_LOAD - HOLD_FROM_LOAD)`,
+ *   clamped to [0, N]. A client whose last frame is older than the hold is
  *   flushed at the end of this turn, so an idle client gets its first update
  *   at once; one that had a frame less than the hold ago waits until the
  *   hold has passed since that frame, and everything that arrived meanwhile
