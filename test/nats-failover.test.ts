@@ -35,6 +35,24 @@ async function cluster(jetstream = false): Promise<NatsCluster> {
   return c;
 }
 
+/** A 3-node JetStream cluster, a connection to it and the streams of the tests (three replicas, file storage). */
+async function jsCluster(streams: Array<'MD_SIM' | 'TRADES'>) {
+  const nodes = await cluster(true);
+  const nc = await connect({ servers: nodes.urls, pingInterval: 400, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+  cleanup.push(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  for (const name of streams) {
+    if (name === 'MD_SIM') await jsm.streams.add({ name, subjects: ['md.sim.>'], num_replicas: 3, max_msgs_per_subject: 1, storage: StorageType.File });
+    else await jsm.streams.add({ name, subjects: ['trade.>'], num_replicas: 3, storage: StorageType.File });
+  }
+  return { nodes, nc, jsm, js: jetstream(nc) };
+}
+
+/** `n` trades of AAPL through JetStream (ids T-0 ...). */
+async function publishTrades(js: ReturnType<typeof jetstream>, n: number) {
+  for (let i = 0; i < n; i++) await jsPublish(js, 'trade.AAPL', mpEncode({ s: 'AAPL', px: 100 + i / 100, sz: 1, side: 'b', id: `T-${i}`, ts: 1764100000000 + i }), `t-${i}`);
+}
+
 async function gateway(name: string, servers: string[], overrides: Record<string, unknown> = {}): Promise<TestGateway> {
   const gw = await startGateway({ nats: { servers, name, ...FAST }, feeds: [{ name: 'sim', subject: 'md.sim.>', staleAfterMs: 0 }], ...overrides });
   cleanup.push(() => gw.stop());
@@ -185,12 +203,7 @@ async function streamLeader(nc: NatsConnection, stream: string, not?: string): P
 
 describe('clustered JetStream (R3)', () => {
   it('warm-starts from an R3 stream whose leader is gone', { timeout: 60_000 }, async () => {
-    const nodes = await cluster(true);
-    const nc = await connect({ servers: nodes.urls, pingInterval: 400, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
-    cleanup.push(() => nc.close());
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: 'MD_SIM', subjects: ['md.sim.>'], num_replicas: 3, max_msgs_per_subject: 1, storage: StorageType.File });
-    const js = jetstream(nc);
+    const { nodes, nc, jsm, js } = await jsCluster(['MD_SIM']);
     const last = new Map<string, Record<string, number>>();
     for (let i = 0; i < 200; i++) {
       const s = `W${i % 40}`;
@@ -222,15 +235,9 @@ describe('clustered JetStream (R3)', () => {
   });
 
   it('warm-starts and reads trades with a node down although JetStream may place their consumers on it', { timeout: 60_000 }, async () => {
-    const nodes = await cluster(true);
-    const nc = await connect({ servers: nodes.urls, pingInterval: 400, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
-    cleanup.push(() => nc.close());
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: 'MD_SIM', subjects: ['md.sim.>'], num_replicas: 3, max_msgs_per_subject: 1, storage: StorageType.File });
-    const js = jetstream(nc);
+    const { nodes, nc, js } = await jsCluster(['MD_SIM', 'TRADES']);
     for (let i = 0; i < 40; i++) await jsPublish(js, `md.sim.W${i}`, mpEncode({ s: `W${i}`, bid: 100 + i, ask: 101 + i, ts: 1764100000000 + i }), `w-${i}`);
-    await jsm.streams.add({ name: 'TRADES', subjects: ['trade.>'], num_replicas: 3, storage: StorageType.File });
-    for (let i = 0; i < 30; i++) await jsPublish(js, 'trade.AAPL', mpEncode({ s: 'AAPL', px: 100 + i / 100, sz: 1, side: 'b', id: `T-${i}`, ts: 1764100000000 + i }), `t-${i}`);
+    await publishTrades(js, 30);
     // A node that leads neither the quote stream nor the cluster goes: the streams keep their quorum, and for the
     // rest of the test the cluster still takes the node to be up, so about one consumer in three is placed on it and
     // its create request goes unanswered. (If it led the trade stream, the other two elect a new leader first.)
@@ -264,13 +271,8 @@ describe('clustered JetStream (R3)', () => {
   });
 
   it('starts with a trade feed right after the cluster\'s meta leader is lost, reading every trade', { timeout: 60_000 }, async () => {
-    const nodes = await cluster(true);
-    const nc = await connect({ servers: nodes.urls, pingInterval: 400, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
-    cleanup.push(() => nc.close());
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: 'TRADES', subjects: ['trade.>'], num_replicas: 3, storage: StorageType.File });
-    const js = jetstream(nc);
-    for (let i = 0; i < 30; i++) await jsPublish(js, 'trade.AAPL', mpEncode({ s: 'AAPL', px: 100 + i / 100, sz: 1, side: 'b', id: `T-${i}`, ts: 1764100000000 + i }), `t-${i}`);
+    const { nodes, js } = await jsCluster(['TRADES']);
+    await publishTrades(js, 30);
     // The meta leader alone answers JetStream's account check; while the other two elect a new one nothing does.
     const jsz = (await (await fetch(`http://127.0.0.1:${nodes.nodes[0]!.httpPort}/jsz`)).json()) as { meta_cluster?: { leader?: string } };
     const lost = nodes.nodes.find((n) => n.name === jsz.meta_cluster?.leader)!;
@@ -283,11 +285,7 @@ describe('clustered JetStream (R3)', () => {
   });
 
   it('recovers trades from an R3 stream across a killed node: same socket loses nothing, a resume on another gateway neither', async () => {
-    const nodes = await cluster(true);
-    const admin = await connect({ servers: nodes.urls, pingInterval: 400, maxPingOut: 2, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
-    cleanup.push(() => admin.close());
-    const jsm = await jetstreamManager(admin);
-    await jsm.streams.add({ name: 'TRADES', subjects: ['trade.>'], num_replicas: 3, storage: StorageType.File });
+    const { nodes } = await jsCluster(['TRADES']);
     const feeds = [{ name: 'tape', kind: 'trade', subject: 'trade.>', jetstream: 'TRADES', staleAfterMs: 0 }];
     const a = await gateway('gw-ta', nodes.urls, { feeds });
     const b = await gateway('gw-tb', nodes.urls, { feeds });
