@@ -5,6 +5,7 @@
  * to have expired, backoff and one error while no usable token comes, the
  * in-place refresh before `exp`, the bye rules (retryMs honoured; without
  * it, never the same credentials again), HTTP 401 on the upgrade, the
+ * backoff going on across connections cut soon after hello (`stableMs`), the
  * `status`, `bye`, `stale` and `gap` events, and `updates()` yielding the
  * state already held first.
  */
@@ -102,7 +103,7 @@ describe('getToken', () => {
     await opened;
     expect(n).toBe(1);
     first.drop();
-    clock.advance(100);
+    clock.advance(200); // it dropped at once after hello: the second attempt's backoff bound
     await settle();
     expect(n).toBe(2);
     const second = ScriptedSocket.last!;
@@ -237,7 +238,8 @@ describe('bye and refused upgrades', () => {
     byeAndClose(sock, { code: 'AUTH_EXPIRED', reason: 'the credential expired' });
     expect(byes).toEqual([{ code: 'AUTH_EXPIRED', reason: 'the credential expired' }]);
     const rec = statuses.at(-1)!;
-    expect(rec).toMatchObject({ state: 'reconnecting', attempt: 1, reason: 'bye AUTH_EXPIRED: the credential expired', last: { code: 1008 } });
+    // Right after hello: not a connection that lasted, so the count goes on.
+    expect(rec).toMatchObject({ state: 'reconnecting', attempt: 2, reason: 'bye AUTH_EXPIRED: the credential expired', last: { code: 1008 } });
     // getToken still answers with the token just refused: no socket for it.
     clock.advance((rec as { delayMs: number }).delayMs);
     expect(ScriptedSocket.all).toHaveLength(1);
@@ -322,6 +324,103 @@ describe('bye and refused upgrades', () => {
   });
 });
 
+describe('backoff after short-lived connections', () => {
+  /** Statuses of kind `state`, as [attempt, delayMs] (delayMs for reconnecting only). */
+  const counts = (statuses: ConnectionStatus[], state: 'connecting' | 'reconnecting'): number[][] =>
+    statuses.flatMap((s) => (s.state === 'reconnecting' && state === 'reconnecting' ? [[s.attempt, s.delayMs]] : s.state === 'connecting' && state === 'connecting' ? [[s.attempt]] : []));
+
+  it('keeps growing the delays while each connection ends 100 ms after hello, and starts over after one that stayed stableMs', async () => {
+    const { clock, client, statuses } = setup();
+    void client.connect();
+    for (let i = 0; i < 5; i++) {
+      const sock = greet();
+      clock.advance(100);
+      sock.drop();
+      clock.advance((statuses.at(-1) as { delayMs: number }).delayMs);
+    }
+    // random() = 1: each delay is its bound, doubling from initialMs 100 up to maxMs 1600.
+    expect(counts(statuses, 'reconnecting')).toEqual([
+      [2, 200],
+      [3, 400],
+      [4, 800],
+      [5, 1600],
+      [6, 1600],
+    ]);
+    expect(counts(statuses, 'connecting')).toEqual([[1], [2], [3], [4], [5], [6]]);
+    // Open for the default stableMs (10 s): the next drop starts the backoff over.
+    const sock = greet();
+    clock.advance(10_000);
+    sock.drop();
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 1, delayMs: 100, last: { code: 1006 } });
+    clock.advance(100);
+    expect(statuses.at(-1)).toEqual({ state: 'connecting', attempt: 1 });
+    // A failed attempt after it backs off from there.
+    ScriptedSocket.last!.refuse(503);
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 2, delayMs: 200 });
+    await client.close();
+  });
+
+  it('takes stableMs from the reconnect options: just under it counts as short, reaching it resets', async () => {
+    const { clock, client, statuses } = setup({ reconnect: { initialMs: 100, maxMs: 1600, stableMs: 500 } });
+    void client.connect();
+    let sock = greet();
+    clock.advance(499);
+    sock.drop();
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 2, delayMs: 200 });
+    clock.advance(200);
+    sock = greet();
+    clock.advance(500);
+    sock.drop();
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 1, delayMs: 100 });
+    await client.close();
+  });
+
+  it('with stableMs 0 resets on hello, as a client that trusts every hello', async () => {
+    const { clock, client, statuses } = setup({ reconnect: { initialMs: 100, maxMs: 1600, stableMs: 0 } });
+    void client.connect();
+    for (let i = 0; i < 3; i++) {
+      greet().drop();
+      clock.advance(100);
+    }
+    expect(counts(statuses, 'reconnecting')).toEqual([
+      [1, 100],
+      [1, 100],
+      [1, 100],
+    ]);
+    await client.close();
+  });
+
+  it('after a bye with retryMs on a short-lived connection waits retryMs with its jitter, and no less than the backoff reached', async () => {
+    const { clock, client, statuses } = setup();
+    void client.connect();
+    // A bye on the first connection: retryMs 300 plus its jitter (max(150, initialMs 100) at random() = 1).
+    byeAndClose(greet(), { code: 'DRAINING', reason: 'shutting down', retryMs: 300 }, 1001);
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 2, delayMs: 450 });
+    clock.advance(450);
+    for (let i = 0; i < 3; i++) {
+      const sock = greet();
+      clock.advance(100);
+      sock.drop();
+      clock.advance((statuses.at(-1) as { delayMs: number }).delayMs);
+    }
+    expect(statuses.at(-1)).toEqual({ state: 'connecting', attempt: 5 });
+    // The backoff bound has reached 1600 ms (attempt 6): a bye asking for 300 does not bring the client back sooner.
+    byeAndClose(greet(), { code: 'DRAINING', reason: 'shutting down', retryMs: 300 }, 1001);
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 6, delayMs: 1600 });
+    clock.advance(1600);
+    // A bye asking for more than the backoff: its retryMs and jitter.
+    byeAndClose(greet(), { code: 'DRAINING', reason: 'shutting down', retryMs: 5000 }, 1001);
+    expect(statuses.at(-1)).toMatchObject({ state: 'reconnecting', attempt: 7, delayMs: 7500 });
+    await client.close();
+  });
+
+  it('refuses a stableMs that is not a finite number >= 0, naming the option', () => {
+    for (const stableMs of [-1, Number.NaN, Infinity, '10' as unknown as number]) {
+      expect(() => new TickgateClient({ url: URL_, WebSocket: WS, reconnect: { stableMs } }), String(stableMs)).toThrow(/options\.reconnect\.stableMs: expected a finite number/);
+    }
+  });
+});
+
 describe('typed events', () => {
   it('types status as a union, removes listeners with off, and refuses an unknown event', async () => {
     const { clock, client } = setup();
@@ -331,7 +430,9 @@ describe('typed events', () => {
     };
     client.on('status', fn);
     void client.connect();
-    greet().drop();
+    const sock = greet();
+    clock.advance(10_000); // stayed open the default stableMs: the backoff starts over
+    sock.drop();
     clock.advance(100);
     greet();
     client.off('status', fn);

@@ -189,7 +189,8 @@ describe('against an in-process gateway', () => {
       await until(() => seen.slice(n).find((s) => s.state === 'open'), 'reopen', 5000);
       // No attempt before retryMs: the first status after reconnecting is the delayed attempt.
       const firstAttempt = seen.indexOf(rec) + 1;
-      expect(seen[firstAttempt]).toMatchObject({ state: 'connecting', attempt: 1 });
+      // The first connection lasted under reconnect.stableMs: the count goes on from it.
+      expect(seen[firstAttempt]).toMatchObject({ state: 'connecting', attempt: 2 });
       expect(Date.now() - droppedAt).toBeGreaterThanOrEqual(retryMs - 50);
       // Resubscribed, and the old state replaced by the new gateway's snapshot.
       await until(() => client.state('AAPL') !== before && client.symbolStatus('AAPL') === 'live', 'AAPL snapshot from the new gateway');
@@ -255,7 +256,8 @@ describe('against a gateway process that is killed, restarted and paused', () =>
     first.proc.kill('SIGKILL');
     await first.exited;
     const rec = await until(() => seen.find((s) => s.state === 'reconnecting'), 'reconnecting');
-    expect(rec).toMatchObject({ state: 'reconnecting', attempt: 1, last: { code: 1006 } });
+    // The connection lasted under reconnect.stableMs (10 s): the first connect was attempt 1, this is 2.
+    expect(rec).toMatchObject({ state: 'reconnecting', attempt: 2, last: { code: 1006 } });
     const subsBefore = sent.filter((m) => m['op'] === 'sub').length;
     // Nothing listens for a while: attempts fail and back off.
     await sleep(600);

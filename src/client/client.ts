@@ -238,7 +238,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   private authFailing = false;
   private readonly clock: ClientClock;
   private readonly random: () => number;
-  private readonly backoff: { initialMs: number; maxMs: number };
+  private readonly backoff: { initialMs: number; maxMs: number; stableMs: number };
   private readonly tokenTransport: 'protocol' | 'query';
   private readonly safeUrls: string[];
   /** Index of the endpoint the next connection attempt uses. */
@@ -266,8 +266,10 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
   private refreshing = false;
   private lastError: ErrorLike | null = null;
   private lastFrameAt = 0;
-  /** Attempts made since the last successful open. */
+  /** Attempts made since the last connection that stayed open `stableMs` after its hello. */
   private attempts = 0;
+  /** When the current connection's hello came (clock time). */
+  private openedAt = 0;
   private everOpened = false;
   /** True after close(), or before the first connect(). */
   private stopped = true;
@@ -340,7 +342,9 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     this.WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     const r = options.reconnect;
     this.reconnect = r !== false;
-    this.backoff = { initialMs: (r === false ? undefined : r?.initialMs) ?? 250, maxMs: (r === false ? undefined : r?.maxMs) ?? 30_000 };
+    const stableMs = (r === false ? undefined : r?.stableMs) ?? 10_000;
+    if (!Number.isFinite(stableMs) || stableMs < 0) throw new TypeError(`options.reconnect.stableMs: expected a finite number of milliseconds >= 0, got ${String(stableMs)}`);
+    this.backoff = { initialMs: (r === false ? undefined : r?.initialMs) ?? 250, maxMs: (r === false ? undefined : r?.maxMs) ?? 30_000, stableMs };
     this.clock = options.clock ?? runtimeClock;
     this.random = options.random ?? Math.random;
     this.retryFirstConnect = options.retryFirstConnect ?? false;
@@ -979,6 +983,10 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     this.cancelRefresh();
     const wasOpen = this.hello !== null;
     this.hello = null;
+    // Only a connection that lasted resets the backoff: one cut soon after its
+    // hello (a crash loop behind a load balancer, a gateway out of memory)
+    // keeps the delays growing instead of bringing every client back at once.
+    if (wasOpen && this.clock.now() - this.openedAt >= this.backoff.stableMs) this.attempts = 0;
     this.failPending(new ConnectError(`connection to ${this.safeUrl} lost: ${info.reason || `code ${info.code}`}`, this.safeUrl, { cause: info.error }));
     if (this.stopped) return;
     if (info.error !== undefined && wasOpen) emit(this.errorListeners, info.error);
@@ -1010,7 +1018,16 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     const next = this.attempts + 1;
     const { initialMs, maxMs } = this.backoff;
     const floor = this.retryFloorMs;
-    const delayMs = floor !== null ? retryAfterDelay(floor, next, initialMs, maxMs, this.random) : backoffDelay(next, initialMs, maxMs, this.random);
+    let delayMs: number;
+    if (floor === null) delayMs = backoffDelay(next, initialMs, maxMs, this.random);
+    else if (!wasOpen) delayMs = retryAfterDelay(floor, next, initialMs, maxMs, this.random);
+    else {
+      // This connection's own bye: its retryMs with a first retry's jitter, so
+      // that clients told to go together come back spread out, and no sooner
+      // than the backoff that short-lived connections before it reached.
+      delayMs = retryAfterDelay(floor, 1, initialMs, maxMs, this.random);
+      if (next > 1) delayMs = Math.max(delayMs, backoffDelay(next, initialMs, maxMs, this.random));
+    }
     const reason = info.bye !== undefined ? `bye ${info.bye.code}: ${info.bye.reason}` : info.reason || `code ${info.code}`;
     this.setStatus({ state: 'reconnecting', attempt: next, delayMs, reason, last: info });
     this.reconnectTimer = this.clock.setTimeout(() => {
@@ -1046,7 +1063,7 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     if (this.connectTimer !== null) this.clock.clearTimeout(this.connectTimer);
     this.connectTimer = null;
     this.hello = hello;
-    this.attempts = 0;
+    this.openedAt = this.clock.now();
     this.retryFloorMs = null;
     this.everOpened = true;
     this.authFailing = false;

@@ -245,7 +245,12 @@ export type ConnectionStatus =
   | { state: 'open'; hello: ServerHello }
   | {
       state: 'reconnecting';
-      /** The attempt that comes after the delay (1 for the first after a drop). */
+      /**
+       * The attempt that comes after the delay, counted since the last
+       * connection that stayed open `reconnect.stableMs` after its hello: 1
+       * for the first after such a connection drops; after one that ended
+       * sooner the count (and the delay) goes on growing.
+       */
       attempt: number;
       delayMs: number;
       /** Why the last connection (or attempt) ended, in words. */
@@ -393,6 +398,14 @@ export interface ReconnectOptions {
   initialMs?: number;
   /** The bound doubles per failed attempt up to this, milliseconds (default 30000). */
   maxMs?: number;
+  /**
+   * A connection resets the backoff only once it has stayed open this long
+   * after its `hello`, milliseconds (default 10000). One that ends sooner
+   * counts as a failed attempt, so a gateway that cuts clients right after
+   * `hello` sees them come back ever more slowly, not every `initialMs`.
+   * 0 resets on `hello`.
+   */
+  stableMs?: number;
 }
 
 export interface ClientOptions {

@@ -30,6 +30,13 @@ class BackoffTest(unittest.TestCase):
             Backoff(initial_s=0)
         with self.assertRaisesRegex(ValueError, "max_s"):
             Backoff(initial_s=2.0, max_s=1.0)
+        for bad in (-1, float("nan"), float("inf"), "10"):
+            with self.assertRaisesRegex(ValueError, "stable_s", msg=repr(bad)):
+                Backoff(stable_s=bad)
+
+    def test_a_connection_must_last_ten_seconds_by_default_to_reset_it(self):
+        self.assertEqual(Backoff().stable_s, 10.0)
+        self.assertEqual(Backoff(stable_s=0).stable_s, 0)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,15 @@ class ReconnectDelayTest(unittest.TestCase):
         self.assertEqual(_reconnect_delay(one, 3, None, None), 2.0)
         self.assertEqual(_reconnect_delay(one, 1, 2.0, None), 3.0)  # a bye's retryMs
 
+    def test_a_bye_ending_an_opened_connection_waits_as_a_first_retry_and_no_less_than_the_backoff_reached(self):
+        one = Backoff(initial_s=0.5, max_s=30.0, random=lambda: 1.0)
+        self.assertEqual(_reconnect_delay(one, 1, 2.0, None, opened=True), 3.0)
+        # Connections before it were short-lived: retryMs keeps its jitter (not max(2.0, 1.0))...
+        self.assertEqual(_reconnect_delay(one, 2, 2.0, None, opened=True), 3.0)
+        # ...and a backoff grown past it wins (attempt 5: up to 8 s).
+        self.assertEqual(_reconnect_delay(one, 5, 2.0, None, opened=True), 8.0)
+        self.assertEqual(_reconnect_delay(one, 5, None, None, opened=True), 8.0)
+
     def test_a_bye_retry_ms_still_counts(self):
         one = Backoff(initial_s=0.5, max_s=30.0, random=lambda: 1.0)
         self.assertEqual(_reconnect_delay(one, 2, 4.0, 1.0), 4.0)

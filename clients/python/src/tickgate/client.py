@@ -153,6 +153,7 @@ class _End:
     http_status: Optional[int] = None
     retry_after_s: Optional[float] = None  # a refused upgrade's Retry-After
     terminal: Optional[TickgateError] = None
+    open_s: float = 0.0  # how long it stayed open after its hello
 
 
 class _Stream:
@@ -268,6 +269,7 @@ class Client:
         self._ws: Optional[Any] = None  # the open connection, once its hello is in
         self._url = urls[0]
         self._bye: Optional[Bye] = None
+        self._opened_at = 0.0  # when the current connection's hello came (clock time)
         self._next_id = 1
         self._task: Optional["asyncio.Task[None]"] = None
         self._closing: Optional[asyncio.Event] = None
@@ -445,7 +447,7 @@ class Client:
     # ---- connecting ----
 
     async def _run(self) -> None:
-        attempt = 0  # attempts since the last good connection
+        attempt = 0  # attempts since the last connection that stayed open backoff.stable_s
         ever_opened = False
         retry_s: Optional[float] = None  # the last bye's retryMs, until a connection opens
         refused: Optional[str] = None  # a token the gateway refused: never offered again
@@ -461,8 +463,11 @@ class Client:
                     end = await self._session(url, token, attempt)
                 if end.opened:
                     ever_opened = True
-                    attempt = 1
                     retry_s = None
+                    # Only a connection that lasted starts the backoff over: clients
+                    # cut soon after hello keep waiting longer instead of coming back at once.
+                    if end.open_s >= self.backoff.stable_s:
+                        attempt = 1
                 if end.bye is not None and end.bye.retry_ms is not None and end.bye.code != "AUTH_EXPIRED":
                     retry_s = end.bye.retry_ms / 1000
                 # The credentials are done for: a refused upgrade, or a bye saying so.
@@ -480,7 +485,7 @@ class Client:
                 if end.terminal is not None:
                     self._stop(end.terminal)  # the error says why; there is no next attempt to announce
                     return
-                delay = _reconnect_delay(self.backoff, attempt if not end.opened else 1, retry_s, end.retry_after_s)
+                delay = _reconnect_delay(self.backoff, attempt, retry_s, end.retry_after_s, opened=end.opened)
                 self._emit(Disconnected(url, end.reason, end.opened, end.bye, next_url, delay, attempt))
                 assert self._closing is not None
                 try:
@@ -568,12 +573,12 @@ class Client:
                 return _End("first message is not hello v1", terminal=ProtocolError(f"{url} does not speak tickgate v1 (first message {first!r:.200})"))
             return await self._open(ws, url, token, attempt, hello, first[1:])
         except ConnectionClosed as e:
-            return _End(_closed_reason(e, self._bye), opened=self.hello is not None, bye=self._bye)
+            return self._ended(_closed_reason(e, self._bye))
         except _Dead as e:
             dead = True
-            return _End(str(e), opened=True, bye=self._bye)
+            return self._ended(str(e))
         except (ValueError, msgpack.UnpackException) as e:
-            return _End(f"undecodable frame: {e}", opened=self.hello is not None, bye=self._bye)
+            return self._ended(f"undecodable frame: {e}")
         finally:
             self._ws = None
             self.hello = None
@@ -589,8 +594,14 @@ class Client:
                 except Exception:
                     ws.transport.abort()
 
+    def _ended(self, reason: str) -> _End:
+        """How the connection (or attempt) ended, now: after its hello, for how long it was open."""
+        opened = self.hello is not None
+        return _End(reason, opened=opened, bye=self._bye, open_s=self._clock() - self._opened_at if opened else 0.0)
+
     async def _open(self, ws: Any, url: str, token: Optional[str], attempt: int, hello: Dict[str, Any], rest: List[Any]) -> _End:
         self.hello = hello
+        self._opened_at = self._clock()
         self._ws = ws
         self.counters.connections += 1
         hb_s = max(_int(hello.get("hbMs"), 5000), 1) / 1000
@@ -1036,7 +1047,7 @@ def _retry_after_s(value: Optional[str], now: float) -> Optional[float]:
     return min(max(s, 0.0), _RETRY_AFTER_MAX_S)
 
 
-def _reconnect_delay(backoff: Backoff, attempt: int, retry_s: Optional[float], retry_after_s: Optional[float]) -> float:
+def _reconnect_delay(backoff: Backoff, attempt: int, retry_s: Optional[float], retry_after_s: Optional[float], opened: bool = False) -> float:
     """Seconds to wait before the next attempt; ``attempt`` counts as for
     ``Backoff.delay``.
 
@@ -1045,7 +1056,16 @@ def _reconnect_delay(backoff: Backoff, attempt: int, retry_s: Optional[float], r
     latter is a floor with the normal backoff's full jitter on top: clients
     refused together (a blocked user's instances, a draining server's
     clients) come back spread out, and never before the server said.
+
+    ``opened``: the connection that ended had its ``hello``, so a
+    ``retry_s`` is its own bye's. That waits as for a first attempt after a
+    bye (retryMs and its jitter: clients told to go together come back
+    spread out), and no sooner than the backoff ``attempt`` has reached
+    when connections before it ended short of ``Backoff.stable_s``.
     """
+    if opened and retry_s is not None:
+        d = backoff.delay(1, retry_s)
+        return d if attempt <= 1 else max(d, backoff.delay(attempt))
     d = backoff.delay(attempt, retry_s)
     if retry_after_s is None:
         return d

@@ -185,7 +185,9 @@ class Disconnected:
     """A connection ended or an attempt failed; the next attempt goes to ``next_url`` after ``delay_s``.
 
     ``opened`` is false for an attempt that never got a ``hello``.
-    ``attempt`` counts attempts since the last good connection.
+    ``attempt`` counts attempts since the last connection that stayed open
+    ``Backoff.stable_s`` after its ``hello``; one that ended sooner counts
+    as an attempt too, so the delays go on growing.
     """
 
     url: str
