@@ -414,6 +414,16 @@ describe('backoff after short-lived connections', () => {
     await client.close();
   });
 
+  it('refuses an initialMs or maxMs that would not make a backoff, naming the option', () => {
+    for (const initialMs of [0, -5, Number.NaN, Infinity, '250' as unknown as number]) {
+      expect(() => new TickgateClient({ url: URL_, WebSocket: WS, reconnect: { initialMs } }), String(initialMs)).toThrow(/options\.reconnect\.initialMs: expected a finite number/);
+    }
+    for (const maxMs of [100, Number.NaN, Infinity, '30000' as unknown as number]) {
+      expect(() => new TickgateClient({ url: URL_, WebSocket: WS, reconnect: { initialMs: 250, maxMs } }), String(maxMs)).toThrow(/options\.reconnect\.maxMs: expected a finite number of milliseconds >= initialMs \(250\)/);
+    }
+    expect(() => new TickgateClient({ url: URL_, WebSocket: WS, reconnect: { initialMs: 250, maxMs: 250 } })).not.toThrow();
+  });
+
   it('refuses a stableMs that is not a finite number >= 0, naming the option', () => {
     for (const stableMs of [-1, Number.NaN, Infinity, '10' as unknown as number]) {
       expect(() => new TickgateClient({ url: URL_, WebSocket: WS, reconnect: { stableMs } }), String(stableMs)).toThrow(/options\.reconnect\.stableMs: expected a finite number/);

@@ -342,9 +342,13 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     this.WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     const r = options.reconnect;
     this.reconnect = r !== false;
+    const initialMs = (r === false ? undefined : r?.initialMs) ?? 250;
+    const maxMs = (r === false ? undefined : r?.maxMs) ?? 30_000;
     const stableMs = (r === false ? undefined : r?.stableMs) ?? 10_000;
+    if (!Number.isFinite(initialMs) || initialMs <= 0) throw new TypeError(`options.reconnect.initialMs: expected a finite number of milliseconds > 0, got ${String(initialMs)}`);
+    if (!Number.isFinite(maxMs) || maxMs < initialMs) throw new TypeError(`options.reconnect.maxMs: expected a finite number of milliseconds >= initialMs (${initialMs}), got ${String(maxMs)}`);
     if (!Number.isFinite(stableMs) || stableMs < 0) throw new TypeError(`options.reconnect.stableMs: expected a finite number of milliseconds >= 0, got ${String(stableMs)}`);
-    this.backoff = { initialMs: (r === false ? undefined : r?.initialMs) ?? 250, maxMs: (r === false ? undefined : r?.maxMs) ?? 30_000, stableMs };
+    this.backoff = { initialMs, maxMs, stableMs };
     this.clock = options.clock ?? runtimeClock;
     this.random = options.random ?? Math.random;
     this.retryFirstConnect = options.retryFirstConnect ?? false;

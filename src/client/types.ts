@@ -394,9 +394,9 @@ export interface WebSocketLike {
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 export interface ReconnectOptions {
-  /** First retry delay bound, milliseconds; the delay is a random value up to this (default 250). */
+  /** First retry delay bound, milliseconds (> 0); the delay is a random value up to this (default 250). */
   initialMs?: number;
-  /** The bound doubles per failed attempt up to this, milliseconds (default 30000). */
+  /** The bound doubles per failed attempt up to this, milliseconds (>= initialMs; default 30000). */
   maxMs?: number;
   /**
    * A connection resets the backoff only once it has stayed open this long
