@@ -18,4 +18,9 @@ it('waits at least retryMs after a bye, plus up to half of it as jitter', () => 
   // Later attempts back off as usual, never below retryMs.
   expect(retryAfterDelay(2000, 2, 100, 5000, () => 0)).toBe(2000);
   expect(retryAfterDelay(2000, 8, 100, 5000, () => 1)).toBe(5000);
+  // The first attempt after a bye that came when short connections had taken the backoff to attempt 8:
+  // retryMs with its jitter, or that backoff when it is longer.
+  expect(retryAfterDelay(2000, 8, 100, 5000, () => 0, true)).toBe(2000);
+  expect(retryAfterDelay(2000, 8, 100, 5000, () => 1, true)).toBe(5000);
+  expect(retryAfterDelay(2000, 2, 100, 5000, () => 1, true)).toBe(3000);
 });

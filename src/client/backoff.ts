@@ -12,12 +12,16 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number, 
 }
 
 /**
- * Delay after a `bye` that asked for `retryMs`: at least that, plus up to half
- * of it again (at least up to `initialMs`) at random, so clients told to go
- * away together come back spread out. A failed attempt afterwards falls back
- * to the normal backoff, never below `retryMs`.
+ * Delay after a `bye` that asked for `retryMs`. The first attempt after it
+ * (`first`, by default attempt 1) waits at least that, plus up to half of it
+ * again (at least up to `initialMs`) at random, so clients told to go away
+ * together come back spread out; and when connections cut short before it
+ * have already taken the backoff to a later `attempt`, no less than that
+ * backoff. A failed attempt afterwards falls back to the normal backoff,
+ * never below `retryMs`.
  */
-export function retryAfterDelay(retryMs: number, attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
-  if (attempt <= 1) return Math.round(retryMs + random() * Math.max(retryMs / 2, initialMs));
-  return Math.max(retryMs, backoffDelay(attempt, initialMs, maxMs, random));
+export function retryAfterDelay(retryMs: number, attempt: number, initialMs: number, maxMs: number, random: () => number = Math.random, first = attempt <= 1): number {
+  if (!first) return Math.max(retryMs, backoffDelay(attempt, initialMs, maxMs, random));
+  const d = Math.round(retryMs + random() * Math.max(retryMs / 2, initialMs));
+  return attempt > 1 ? Math.max(d, backoffDelay(attempt, initialMs, maxMs, random)) : d;
 }

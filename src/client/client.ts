@@ -1022,16 +1022,8 @@ export class TickgateClient<X extends ConfiguredFields<X> = {}> {
     const next = this.attempts + 1;
     const { initialMs, maxMs } = this.backoff;
     const floor = this.retryFloorMs;
-    let delayMs: number;
-    if (floor === null) delayMs = backoffDelay(next, initialMs, maxMs, this.random);
-    else if (!wasOpen) delayMs = retryAfterDelay(floor, next, initialMs, maxMs, this.random);
-    else {
-      // This connection's own bye: its retryMs with a first retry's jitter, so
-      // that clients told to go together come back spread out, and no sooner
-      // than the backoff that short-lived connections before it reached.
-      delayMs = retryAfterDelay(floor, 1, initialMs, maxMs, this.random);
-      if (next > 1) delayMs = Math.max(delayMs, backoffDelay(next, initialMs, maxMs, this.random));
-    }
+    // A floor that came with this connection's own bye is the first attempt after that bye.
+    const delayMs = floor !== null ? retryAfterDelay(floor, next, initialMs, maxMs, this.random, wasOpen) : backoffDelay(next, initialMs, maxMs, this.random);
     const reason = info.bye !== undefined ? `bye ${info.bye.code}: ${info.bye.reason}` : info.reason || `code ${info.code}`;
     this.setStatus({ state: 'reconnecting', attempt: next, delayMs, reason, last: info });
     this.reconnectTimer = this.clock.setTimeout(() => {

@@ -45,17 +45,22 @@ class Backoff:
         """The longest wait before attempt ``attempt`` (1-based)."""
         return min(self.max_s, self.initial_s * 2 ** min(max(attempt, 1) - 1, 60))
 
-    def delay(self, attempt: int, retry_s: Optional[float] = None) -> float:
+    def delay(self, attempt: int, retry_s: Optional[float] = None, first: Optional[bool] = None) -> float:
         """Seconds to wait before attempt ``attempt``.
 
         ``retry_s`` is the ``retryMs`` (in seconds) of the server's last
-        ``bye``. The first attempt after it waits that long plus up to half
-        of it again (at least up to ``initial_s``) at random, so that clients
-        told to leave together come back spread out; later attempts use the
-        normal backoff, never less than ``retry_s``.
+        ``bye``. The first attempt after it (``first``, by default attempt
+        1) waits that long plus up to half of it again (at least up to
+        ``initial_s``) at random, so that clients told to leave together
+        come back spread out, and no less than the backoff of ``attempt``
+        when connections cut short before it have taken it further; later
+        attempts use the normal backoff, never less than ``retry_s``.
         """
         if retry_s is None:
             return self.random() * self.cap(attempt)
-        if attempt <= 1:
-            return retry_s + self.random() * max(retry_s / 2, self.initial_s)
+        if first is None:
+            first = attempt <= 1
+        if first:
+            d = retry_s + self.random() * max(retry_s / 2, self.initial_s)
+            return d if attempt <= 1 else max(d, self.random() * self.cap(attempt))
         return max(retry_s, self.random() * self.cap(attempt))

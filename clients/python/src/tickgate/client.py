@@ -1058,15 +1058,10 @@ def _reconnect_delay(backoff: Backoff, attempt: int, retry_s: Optional[float], r
     clients) come back spread out, and never before the server said.
 
     ``opened``: the connection that ended had its ``hello``, so a
-    ``retry_s`` is its own bye's. That waits as for a first attempt after a
-    bye (retryMs and its jitter: clients told to go together come back
-    spread out), and no sooner than the backoff ``attempt`` has reached
-    when connections before it ended short of ``Backoff.stable_s``.
+    ``retry_s`` is its own bye's and this is the first attempt after it
+    (``Backoff.delay``'s ``first``).
     """
-    if opened and retry_s is not None:
-        d = backoff.delay(1, retry_s)
-        return d if attempt <= 1 else max(d, backoff.delay(attempt))
-    d = backoff.delay(attempt, retry_s)
+    d = backoff.delay(attempt, retry_s, first=True if opened else None)
     if retry_after_s is None:
         return d
     return max(d, retry_after_s + backoff.random() * backoff.cap(attempt))
