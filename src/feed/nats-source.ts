@@ -374,7 +374,6 @@ export class NatsSource implements FeedSource {
         { cause: err },
       );
     });
-    const { attempts } = tries;
     let backlog = info.num_pending;
     // The consumer lives on one node of a cluster. nats.js makes an ordered
     // consumer again when the server says it is gone, but not when its node
@@ -474,7 +473,7 @@ export class NatsSource implements FeedSource {
     await done;
     clearTimeout(timer);
     const level = backlog > 0 ? 'warn' : 'info';
-    this.log[level]({ feed: name, stream, missing: backlog, attempts, ms: Date.now() - started }, backlog > 0 ? 'trade history incomplete at start; continuing' : 'trades read from their stream');
+    this.log[level]({ feed: name, stream, missing: backlog, attempts: tries.attempts, ms: Date.now() - started }, backlog > 0 ? 'trade history incomplete at start; continuing' : 'trades read from their stream');
   }
 
   /** The per-message work of one feed, chosen once by its kind: decode, validate, hand over. */
@@ -544,9 +543,10 @@ export class NatsSource implements FeedSource {
    * therefore given a part of nats.warmTimeoutMs (WARM_ATTEMPT_SHARE), so
    * several fit before the deadline; a healthy cluster answers within
    * milliseconds. The consumer keeps that timeout for the requests it makes
-   * later (a trade feed's, made again after a reconnect). Right after a stream's leader is lost JetStream also
-   * refuses for a moment while the others elect a new one; a stream that
-   * does not exist is final. `options` is called for each attempt.
+   * later (a trade feed's, made again after a reconnect). Right after a
+   * stream's leader is lost JetStream also refuses for a moment while the
+   * others elect a new one; a stream that does not exist is final.
+   * `options` is called for each attempt.
    */
   private async makeConsumer(nc: NatsConnection, feed: string, stream: string, options: () => Partial<OrderedConsumerOptions>, deadline: number, tries: { attempts: number }) {
     const js = jetstream(nc, { timeout: this.attemptMs() });
